@@ -1,0 +1,32 @@
+"""`rxmrl bench NAME ...`: each benchmark is a module `rxmrl.bench.<name>` with `add_arguments(parser)`
+and `run(args) -> int`; its first docstring line is its help text."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+# benchmark name on the command line -> module in rxmrl.bench
+BENCHMARKS = {
+    "generate": "generate",
+    "reward": "reward",
+    "train-step": "train_step",
+    "retention": "retention",
+    "latency": "latency",
+}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("bench", help="measure speed and retention; write JSON (and plots)")
+    bench = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
+    for name, module_name in BENCHMARKS.items():
+        try:
+            module = importlib.import_module(f"rxmrl.bench.{module_name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"rxmrl.bench.{module_name}":
+                continue  # not built yet
+            raise
+        doc = (module.__doc__ or name).strip().splitlines()[0]
+        sub = bench.add_parser(name, help=doc, description=module.__doc__)
+        module.add_arguments(sub)
+        sub.set_defaults(handler=module.run)
