@@ -1,8 +1,9 @@
 """The episode schema: one TinyStories-MRL row is one `Episode`.
 
 The agent is shown `first` (the interaction to remember) and must then answer each of `follow_ups`.
-`facts` is optional ground truth about what `first` states (slot -> value, e.g. {"colour": "red"}); the
-synthetic generator fills it, real TinyStories-MRL rows leave it `None`.
+`facts` is optional ground truth over the whole episode (slot -> value, e.g. {"colour": "red"}): what `first`
+states, plus any fact a follow-up *question* tells (synthetic cumulative episodes); the synthetic generator
+fills it, real TinyStories-MRL rows leave it `None`.
 """
 
 from __future__ import annotations
