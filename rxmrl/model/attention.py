@@ -1,0 +1,153 @@
+"""One attention implementation for MHA, GQA, MQA and Sparse Query Attention (SQA).
+
+A stack fixes the head dim `hd = dim / heads` (heads = nominal head count). Each attention then uses
+`query_heads` query heads and `kv_heads` key/value heads of that width:
+
+    MHA  q = kv = heads            GQA  kv < q = heads        MQA  kv = 1
+    SQA  q < heads (symmetric: q = kv = heads/2; extreme: q = heads/4), output projection q*hd -> dim
+
+Query head i reads key/value head i // (q / kv). The kernel is `F.scaled_dot_product_attention`; on CUDA
+with fp16/bf16 and no padding mask, flash-attn is used when installed (it is optional; see `_flash_fn`).
+
+`SelfAttention` rotates q and k (RoPE), optionally through a KV cache. `CrossAttention` reads another
+sequence and rotates q only (decoder/encoder memory cross-attention: memory slots have no position) or
+k only (memory attention: STM slots are unordered queries, the encoded interaction is the ordered source).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rxmrl.model.config import AttentionConfig
+from rxmrl.model.kv_cache import KVCache
+from rxmrl.model.rope import apply_rotary
+
+Rope = tuple[torch.Tensor, torch.Tensor]  # cos, sin [B, 1, T, hd]
+
+
+@functools.cache
+def _flash_fn():
+    """flash_attn.flash_attn_func, or None when flash-attn is not installed."""
+    try:
+        from flash_attn import flash_attn_func
+    except ImportError:
+        return None
+    return flash_attn_func
+
+
+def scaled_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None,
+    is_causal: bool,
+    use_flash: bool = False,
+) -> torch.Tensor:
+    """q [B, Hq, T, hd], k/v [B, Hkv, S, hd], mask bool [B, 1, T, S] or None -> [B, Hq, T, hd].
+
+    `is_causal` (only with mask=None) means query i sees keys 0..i, and requires T == S.
+    """
+    if use_flash and mask is None and q.is_cuda and q.dtype in (torch.float16, torch.bfloat16):
+        flash = _flash_fn()
+        if flash is not None:
+            # flash-attn takes [B, T, H, hd] and handles Hq a multiple of Hkv itself.
+            out = flash(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), causal=is_causal)
+            return out.transpose(1, 2)
+    return F.scaled_dot_product_attention(
+        q, k, v, attn_mask=mask, is_causal=is_causal and mask is None, enable_gqa=q.shape[1] != k.shape[1]
+    )
+
+
+class SelfAttention(nn.Module):
+    """Self-attention with RoPE on q and k; q, k and v come from one fused projection (one matmul per step)."""
+
+    def __init__(self, dim: int, heads: int, spec: AttentionConfig, *, out_bias: bool, use_flash: bool) -> None:
+        super().__init__()
+        self.head_dim = dim // heads
+        self.query_heads = spec.query_heads
+        self.kv_heads = spec.kv_heads
+        self.use_flash = use_flash
+        self.qkv = nn.Linear(dim, (spec.query_heads + 2 * spec.kv_heads) * self.head_dim, bias=False)
+        self.out = nn.Linear(spec.query_heads * self.head_dim, dim, bias=out_bias)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        rope: Rope,
+        mask: torch.Tensor | None,
+        is_causal: bool,
+        cache: KVCache | None = None,
+        layer: int = 0,
+        start: int = 0,
+    ) -> torch.Tensor:
+        """x [B, T, D] -> [B, T, D]. With a cache, new keys/values go to slots [start, start+T)."""
+        batch, length, _ = x.shape
+        hq, hkv, hd = self.query_heads, self.kv_heads, self.head_dim
+        qkv = self.qkv(x)  # [B, T, (Hq + 2 Hkv) hd]
+        # q and k share positions: rotate them together, half the elementwise ops of rotating each.
+        qk = qkv[..., : (hq + hkv) * hd].view(batch, length, hq + hkv, hd).transpose(1, 2)  # [B, Hq+Hkv, T, hd]
+        qk = apply_rotary(qk, *rope)
+        q, k = qk.split([hq, hkv], dim=1)
+        v = qkv[..., (hq + hkv) * hd :].view(batch, length, hkv, hd).transpose(1, 2)  # [B, Hkv, T, hd]
+        if cache is not None:
+            k, v = cache.write(layer, k, v, start)
+        out = scaled_attention(q, k, v, mask, is_causal, self.use_flash)  # [B, Hq, T, hd]
+        return self.out(out.transpose(1, 2).reshape(batch, length, hq * hd))
+
+
+class CrossAttention(nn.Module):
+    """Queries from `x`, keys/values from a source sequence projected once (`project_kv`) and reused."""
+
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        spec: AttentionConfig,
+        *,
+        out_bias: bool,
+        use_flash: bool,
+        rope_on_query: bool,
+        rope_on_key: bool,
+    ) -> None:
+        super().__init__()
+        self.head_dim = dim // heads
+        self.query_heads = spec.query_heads
+        self.kv_heads = spec.kv_heads
+        self.use_flash = use_flash
+        self.rope_on_query = rope_on_query
+        self.rope_on_key = rope_on_key
+        self.q = nn.Linear(dim, spec.query_heads * self.head_dim, bias=False)
+        self.kv = nn.Linear(dim, 2 * spec.kv_heads * self.head_dim, bias=False)
+        self.out = nn.Linear(spec.query_heads * self.head_dim, dim, bias=out_bias)
+
+    def project_kv(self, source: torch.Tensor, rope: Rope | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """source [B, S, D] -> keys, values [B, Hkv, S, hd] (keys rotated when this attention rotates k)."""
+        batch, length, _ = source.shape
+        kv = self.kv(source).view(batch, length, 2 * self.kv_heads, self.head_dim).transpose(1, 2)
+        k, v = kv.split([self.kv_heads, self.kv_heads], dim=1)
+        if self.rope_on_key:
+            if rope is None:
+                raise ValueError("this attention rotates keys: pass the source's rope")
+            k = apply_rotary(k, *rope)
+        return k, v
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        kv: tuple[torch.Tensor, torch.Tensor],
+        mask: torch.Tensor | None,
+        rope: Rope | None = None,
+    ) -> torch.Tensor:
+        """x [B, T, D], kv from `project_kv`, mask [B, 1, 1|T, S] or None -> [B, T, D]."""
+        batch, length, _ = x.shape
+        q = self.q(x).view(batch, length, self.query_heads, self.head_dim).transpose(1, 2)  # [B, Hq, T, hd]
+        if self.rope_on_query:
+            if rope is None:
+                raise ValueError("this attention rotates queries: pass the queries' rope")
+            q = apply_rotary(q, *rope)
+        out = scaled_attention(q, kv[0], kv[1], mask, False, self.use_flash)
+        return self.out(out.transpose(1, 2).reshape(batch, length, self.query_heads * self.head_dim))

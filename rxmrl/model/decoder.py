@@ -1,0 +1,123 @@
+"""The generator-decoder stack: causal self-attention (with KV cache), memory cross-attention, MoE FFN.
+
+The memory's keys/values depend only on the memory (the STM, fixed for a whole interaction), so they are
+projected once per interaction (`memory_kv`) and reused by every decoding step: a step's cost does not
+depend on how many turns came before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from rxmrl.model.config import RxTConfig
+from rxmrl.model.kv_cache import KVCache
+from rxmrl.model.layers import DecoderLayer
+from rxmrl.model.masks import causal_padding_mask, padding_mask, positions_from_mask
+from rxmrl.model.norm import RMSNorm
+from rxmrl.model.rope import RotaryEmbedding
+
+
+@dataclass
+class MemoryKV:
+    """Per-layer keys/values of the memory the decoder reads, computed once per interaction."""
+
+    keys: list[torch.Tensor]  # L x [B, Hkv, M, hd]
+    values: list[torch.Tensor]  # L x [B, Hkv, M, hd]
+    mask: torch.Tensor | None  # [B, 1, 1, M] attention mask, None when every slot is real
+
+
+@dataclass
+class DecoderOutput:
+    logits: torch.Tensor  # [B, T, V]
+    cache: KVCache | None  # the cache passed in, advanced by T slots
+    aux_loss: torch.Tensor  # scalar: mean MoE load-balancing loss over MoE layers (0 without MoE)
+    hidden: torch.Tensor  # [B, T, D] final-norm hidden states
+
+
+class Decoder(nn.Module):
+    def __init__(self, config: RxTConfig) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.decoder.layers))
+        self.norm = RMSNorm(config.dim, config.norm_eps)
+        self.lm_head = nn.Linear(config.dim, config.vocab_size, bias=False)  # untied from the embedding
+        self.rope = RotaryEmbedding(config.dim // config.decoder.heads, config.max_seq_len, config.rope_base)
+        self.num_moe_layers = sum(1 for layer in self.layers if layer.is_moe)
+
+    def memory_kv(self, memory: torch.Tensor, memory_mask: torch.Tensor | None = None) -> MemoryKV:
+        """memory [B, L, M, D] (STM or per-layer encoder outputs), memory_mask [B, M] or None -> MemoryKV."""
+        if memory.shape[1] != len(self.layers):
+            raise ValueError(f"memory has {memory.shape[1]} layers, the decoder {len(self.layers)}")
+        keys, values = [], []
+        for index, layer in enumerate(self.layers):
+            k, v = layer.cross_attention.project_memory(memory[:, index])
+            keys.append(k)
+            values.append(v)
+        mask = None
+        if memory_mask is not None and not bool(memory_mask.all()):
+            mask = padding_mask(memory_mask.to(torch.bool))
+        return MemoryKV(keys, values, mask)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        memory: MemoryKV,
+        mask: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+        positions: torch.Tensor | None = None,
+        need_aux: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """x [B, T, D] embedded tokens, mask [B, T] (True = real) -> (final-norm hidden [B, T, D], aux scalar).
+
+        Without a cache this is a causal forward over the T tokens. With one, the tokens follow the cached
+        ones and their keys/values are appended in place.
+        """
+        batch, length, _ = x.shape
+        if mask is not None:
+            mask = mask.to(torch.bool)
+        if cache is None:
+            start = 0
+            if positions is None:
+                positions = positions_from_mask(mask) if mask is not None else self._arange(batch, length, x.device)
+            padded = mask is not None and not bool(mask.all())
+            self_mask = causal_padding_mask(mask, 0, length) if padded else None
+            is_causal = not padded and length > 1
+        else:
+            start, cache_positions = cache.begin(mask, length)
+            positions = cache_positions if positions is None else positions
+            if cache.has_padding or (start > 0 and length > 1):
+                self_mask = causal_padding_mask(cache.slot_valid[:, : start + length], start, length)
+                is_causal = False
+            else:
+                # No padding anywhere: one new token sees every cached slot; a fresh prompt is plain causal.
+                self_mask = None
+                is_causal = length > 1
+        rope = self.rope.lookup(positions, x.dtype)
+        aux_total = x.new_zeros(())
+        for index, layer in enumerate(self.layers):
+            x, aux = layer(
+                x,
+                rope,
+                self_mask,
+                is_causal,
+                (memory.keys[index], memory.values[index]),
+                memory.mask,
+                mask,
+                cache,
+                index,
+                start,
+                need_aux,
+            )
+            if aux is not None:
+                aux_total = aux_total + aux
+        if cache is not None:
+            cache.commit(mask, length)
+        if self.num_moe_layers:
+            aux_total = aux_total / self.num_moe_layers
+        return self.norm(x), aux_total
+
+    @staticmethod
+    def _arange(batch: int, length: int, device: torch.device) -> torch.Tensor:
+        return torch.arange(length, device=device)[None, :].expand(batch, length)

@@ -1,0 +1,141 @@
+"""Answer generation: sampling (greedy, temperature, top-k, top-p) and the batched decoding loop.
+
+Prompts arrive right-padded. The prompt is decoded once into a KV cache (prefill); each sample's first
+answer token comes from the logits at its own last real prompt token, and each new token takes the next
+cache slot with the RoPE position it would have had alone (the padding slots are masked), so a padded
+batch decodes like its samples one by one.
+
+Log-probs are those of the sampled tokens under the policy, log_softmax(logits), i.e. before temperature,
+top-k and top-p reshape the sampling distribution (the quantity an RL trainer's ratio needs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from rxmrl.model.rxt import RxT
+
+
+@dataclass
+class Generation:
+    tokens: torch.Tensor  # [B, N] sampled ids; after a sample's EOS (included) it holds pad_id
+    mask: torch.Tensor  # [B, N] bool: True for generated tokens up to and including EOS
+    logprobs: torch.Tensor  # [B, N] log_softmax(logits) of each sampled token; 0 where mask is False
+
+
+def check_sampling(temperature: float, top_k: int, top_p: float) -> None:
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if top_k < 0:
+        raise ValueError(f"top_k must be >= 0 (0 = off), got {top_k}")
+    if not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+
+
+def choose_tokens(
+    logits: torch.Tensor,
+    *,
+    greedy: bool = False,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """logits [B, V] -> token ids [B]. Temperature 0 means greedy."""
+    if greedy or temperature == 0:
+        return logits.argmax(dim=-1)
+    scores = logits.float() / temperature
+    if 0 < top_k < scores.shape[-1]:
+        kth_best = scores.topk(top_k, dim=-1).values[:, -1:]  # [B, 1]
+        scores = scores.masked_fill(scores < kth_best, float("-inf"))
+    if top_p < 1.0:
+        sorted_scores, order = scores.sort(dim=-1, descending=True)
+        sorted_probs = sorted_scores.softmax(dim=-1)
+        # Drop a token when the tokens ranked above it already hold top_p of the mass (the best one stays).
+        drop_sorted = (sorted_probs.cumsum(dim=-1) - sorted_probs) >= top_p
+        drop = drop_sorted.scatter(-1, order, drop_sorted)
+        scores = scores.masked_fill(drop, float("-inf"))
+    # Inverse-CDF sampling: one uniform draw per row. (torch.multinomial costs ~0.2 ms per call on CPU,
+    # as much as a whole decoder layer at batch 1.) right=True never picks a zero-probability token.
+    cdf = scores.softmax(dim=-1).cumsum(dim=-1)  # [B, V]
+    draw = torch.rand(cdf.shape[0], 1, generator=generator, device=cdf.device, dtype=cdf.dtype) * cdf[:, -1:]
+    return torch.searchsorted(cdf, draw, right=True).squeeze(-1).clamp_max(cdf.shape[-1] - 1)
+
+
+@torch.no_grad()
+def generate(
+    model: RxT,
+    query: torch.Tensor,
+    query_mask: torch.Tensor,
+    stm: torch.Tensor,
+    *,
+    max_new_tokens: int | None = None,
+    eos_id: int | None = None,
+    pad_id: int = 0,
+    greedy: bool = False,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+    use_cache: bool = True,
+    on_token: Callable[[torch.Tensor], None] | None = None,
+) -> Generation:
+    """query/query_mask [B, Tq] right-padded, stm [B, L, S, D] -> Generation with N <= max_new_tokens columns.
+
+    `eos_id=None` never stops early (exactly max_new_tokens tokens). `use_cache=False` recomputes the full
+    forward every step (slow; for checks and benchmarks). `on_token([B] ids)` is called after every step.
+    """
+    check_sampling(temperature, top_k, top_p)
+    batch, prompt_len = query.shape
+    query_mask = query_mask.to(torch.bool)
+    if max_new_tokens is None:
+        max_new_tokens = model.config.max_seq_len - prompt_len
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    if prompt_len + max_new_tokens > model.config.max_seq_len:
+        raise ValueError(
+            f"prompt length {prompt_len} + max_new_tokens {max_new_tokens} exceeds the model's "
+            f"max_seq_len {model.config.max_seq_len}"
+        )
+    memory = model.memory_kv(stm)
+    last_real = (query_mask.long().sum(dim=1) - 1).clamp_min(0)  # [B] index of each prompt's last token
+    cache = model.new_cache(batch, prompt_len + max_new_tokens) if use_cache else None
+    hidden, _ = model.decoder(model.embedding(query), memory, query_mask, cache, need_aux=False)  # [B, Tq, D]
+    logits = model.decoder.lm_head(hidden[torch.arange(batch, device=query.device), last_real])  # [B, V]
+
+    tokens, masks, logprobs = [], [], []
+    finished = torch.zeros(batch, dtype=torch.bool, device=query.device)
+    for step in range(max_new_tokens):
+        token = choose_tokens(
+            logits, greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator
+        )
+        logprob = F.log_softmax(logits.float(), dim=-1).gather(1, token[:, None]).squeeze(1)  # [B]
+        alive = ~finished
+        if eos_id is not None:
+            token = torch.where(finished, pad_id, token)
+            logprob = logprob.masked_fill(finished, 0.0)
+        tokens.append(token)
+        masks.append(alive)
+        logprobs.append(logprob)
+        if on_token is not None:
+            on_token(token)
+        if eos_id is not None:
+            finished = finished | (token == eos_id)
+            if bool(finished.all()):
+                break
+        if step + 1 == max_new_tokens:
+            break
+        if cache is not None:
+            hidden, _ = model.decoder(model.embedding(token[:, None]), memory, None, cache, need_aux=False)
+        else:
+            sequence = torch.cat([query, torch.stack(tokens, dim=1)], dim=1)
+            sequence_mask = torch.cat([query_mask, torch.ones_like(sequence[:, prompt_len:], dtype=torch.bool)], dim=1)
+            hidden, _ = model.decoder(model.embedding(sequence), memory, sequence_mask, need_aux=False)
+        logits = model.decoder.lm_head(hidden[:, -1])
+    return Generation(torch.stack(tokens, dim=1), torch.stack(masks, dim=1), torch.stack(logprobs, dim=1))

@@ -1,0 +1,121 @@
+"""Memory attention: the write step that turns (STM_{t-1}, encoded interaction ED_t) into STM_t.
+
+For each STM layer l, the slots of STM_{t-1}^l are the queries (no positions: no RoPE on q) and the
+encoder's layer-l output ED_t^l the keys/values (RoPE on k, by token position):
+
+    Q      = queries(STM_{t-1})                              depends on the variant, below
+    U      = Attn(norm Q, norm ED_t^l)                       the update read from the interaction
+    STM_t^l = Gate(STM_{t-1}^l, U)                           e.g. (1 - G) * STM_{t-1}^l + G * U
+
+Variants differ in how the slots prepare their queries before reading:
+
+    "simple"           Q = S                                                   (S = STM_{t-1}^l)
+    "self"             Q = S + Attn(norm S, norm S)                            slots consult each other
+    "interlayer"       Q = S + Attn(norm S, norm mean_l' STM_{t-1}^l')         slots consult all layers
+    "self-interlayer"  Q = S + Attn_self(norm S, norm S) + Attn_inter(norm S, norm mean)
+
+The self/interlayer attentions only shape the queries; the memory changes solely through the gate, so a
+gate that is closed (G = 0) leaves STM_{t-1} exactly as it was. The layer-mean is taken over all L layers
+of STM_{t-1}, the layer itself included. None of these attentions use positions among slots.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from rxmrl.model.attention import CrossAttention, Rope
+from rxmrl.model.config import RxTConfig
+from rxmrl.model.gates import ResidualGate
+from rxmrl.model.masks import padding_mask, positions_from_mask
+from rxmrl.model.norm import RMSNorm
+from rxmrl.model.rope import RotaryEmbedding
+
+
+class MemoryAttentionLayer(nn.Module):
+    """Writes one STM layer."""
+
+    def __init__(self, config: RxTConfig) -> None:
+        super().__init__()
+        spec = config.memory_attention
+        dim, eps = config.dim, config.norm_eps
+
+        def attention(rope_on_key: bool) -> CrossAttention:
+            return CrossAttention(
+                dim,
+                spec.heads,
+                spec.attention,
+                out_bias=config.attention_out_bias,
+                use_flash=config.use_flash_attention,
+                rope_on_query=False,
+                rope_on_key=rope_on_key,
+            )
+
+        self.self_norm = self.self_attention = None
+        self.inter_norm = self.mean_norm = self.inter_attention = None
+        if spec.variant in ("self", "self-interlayer"):
+            self.self_norm = RMSNorm(dim, eps)
+            self.self_attention = attention(rope_on_key=False)
+        if spec.variant in ("interlayer", "self-interlayer"):
+            self.inter_norm = RMSNorm(dim, eps)
+            self.mean_norm = RMSNorm(dim, eps)
+            self.inter_attention = attention(rope_on_key=False)
+        self.query_norm = RMSNorm(dim, eps)
+        self.source_norm = RMSNorm(dim, eps)
+        self.attention = attention(rope_on_key=True)
+        self.gate = ResidualGate(spec.gate, dim, config.stm.slots, spec.gate_bias_init, config.init_std)
+
+    def queries(self, stm: torch.Tensor, stm_mean: torch.Tensor) -> torch.Tensor:
+        """stm, stm_mean [B, S, D] -> the slots' queries [B, S, D] (before the query norm)."""
+        queries = stm
+        if self.self_attention is not None:
+            normed = self.self_norm(stm)
+            queries = queries + self.self_attention(normed, self.self_attention.project_kv(normed), None)
+        if self.inter_attention is not None:
+            kv = self.inter_attention.project_kv(self.mean_norm(stm_mean))
+            queries = queries + self.inter_attention(self.inter_norm(stm), kv, None)
+        return queries
+
+    def forward(
+        self,
+        stm: torch.Tensor,
+        stm_mean: torch.Tensor,
+        encoded: torch.Tensor,
+        mask: torch.Tensor | None,
+        rope: Rope,
+    ) -> torch.Tensor:
+        """stm [B, S, D] (this layer), stm_mean [B, S, D], encoded [B, T, D], mask [B, 1, 1, T] -> [B, S, D]"""
+        kv = self.attention.project_kv(self.source_norm(encoded), rope)
+        update = self.attention(self.query_norm(self.queries(stm, stm_mean)), kv, mask)
+        return self.gate(stm, update)
+
+
+class MemoryAttention(nn.Module):
+    def __init__(self, config: RxTConfig) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(MemoryAttentionLayer(config) for _ in range(config.stm.layers))
+        head_dim = config.dim // config.memory_attention.heads
+        self.rope = RotaryEmbedding(head_dim, config.max_seq_len, config.rope_base)
+
+    def forward(self, stm: torch.Tensor, encoded: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """stm [B, L, S, D], encoded [B, L, T, D] per-layer encoder outputs, mask [B, T] -> new stm [B, L, S, D]"""
+        if stm.shape[1] != len(self.layers) or encoded.shape[1] != len(self.layers):
+            raise ValueError(
+                f"memory attention has {len(self.layers)} layers; got stm {tuple(stm.shape)}, "
+                f"encoded {tuple(encoded.shape)}"
+            )
+        batch, _, length, _ = encoded.shape
+        if mask is None:
+            positions = torch.arange(length, device=encoded.device)[None, :].expand(batch, length)
+            attention_mask = None
+        else:
+            mask = mask.to(torch.bool)
+            positions = positions_from_mask(mask)
+            attention_mask = None if bool(mask.all()) else padding_mask(mask)
+        rope = self.rope.lookup(positions, encoded.dtype)
+        stm_mean = stm.mean(dim=1)  # [B, S, D] the interlayer summary, from the memory before this write
+        new_layers = [
+            layer(stm[:, index], stm_mean, encoded[:, index], attention_mask, rope)
+            for index, layer in enumerate(self.layers)
+        ]
+        return torch.stack(new_layers, dim=1)

@@ -1,0 +1,140 @@
+"""Mixture-of-Experts feed-forward: a softmax router sends each token to its top-k SwiGLU experts.
+
+    p = softmax(W_r x)                      router probabilities over E experts, [N, E]
+    (w, e) = top-k of p                     renormalised so the k weights sum to 1 (when `renormalize`)
+    y = sum_j w_j * Expert_{e_j}(x) + sum_s Shared_s(x)
+
+Load-balancing auxiliary loss (Switch Transformer / GShard):
+
+    aux = E * sum_e f_e * P_e
+
+f_e = fraction of the N*k token-slots routed to expert e (a count: no gradient), P_e = mean router
+probability of expert e over the N tokens (differentiable). Uniform routing gives aux = 1; collapsing
+onto one expert gives aux = E. Padding tokens are neither routed nor counted.
+
+Dispatch is vectorised: tokens are sorted by expert and each expert runs once on its group (a loop over
+experts, never over tokens). A single token (batch-1 decoding) skips the sort and calls its k experts.
+Expert weights live in stacked [E, ...] tensors.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rxmrl.model.feedforward import SwiGLU
+
+
+class MixtureOfExperts(nn.Module):
+    def __init__(
+        self,
+        dim: int,
+        hidden: int,
+        experts: int,
+        top_k: int,
+        *,
+        shared_experts: int = 0,
+        bias: bool = True,
+        renormalize: bool = True,
+    ) -> None:
+        super().__init__()
+        self.dim = dim
+        self.hidden = hidden
+        self.num_experts = experts
+        self.top_k = top_k
+        self.renormalize = renormalize
+        self.router = nn.Linear(dim, experts, bias=False)
+        self.gate_up_weight = nn.Parameter(torch.empty(experts, 2 * hidden, dim))  # per expert: [W1; W3]
+        self.down_weight = nn.Parameter(torch.empty(experts, dim, hidden))  # per expert: W2
+        self.gate_up_bias = nn.Parameter(torch.zeros(experts, 2 * hidden)) if bias else None
+        self.down_bias = nn.Parameter(torch.zeros(experts, dim)) if bias else None
+        self.shared = nn.ModuleList(SwiGLU(dim, hidden, bias=bias) for _ in range(shared_experts))
+        # Same default init as nn.Linear, so an expert starts like a dense SwiGLU would.
+        for weight, fan_in in ((self.gate_up_weight, dim), (self.down_weight, hidden)):
+            nn.init.uniform_(weight, -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in))
+
+    def expert_parameter_count(self) -> int:
+        """Parameters of one routed expert."""
+        count = 3 * self.dim * self.hidden
+        if self.gate_up_bias is not None:
+            count += 2 * self.hidden + self.dim
+        return count
+
+    def forward(
+        self, x: torch.Tensor, token_mask: torch.Tensor | None = None, need_aux: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x [B, T, D], token_mask [B, T] (True = real) -> (out [B, T, D], aux loss scalar or None)."""
+        flat = x.reshape(-1, self.dim)  # [B*T, D]
+        keep = None
+        if token_mask is not None and not bool(token_mask.all()):
+            keep = token_mask.reshape(-1).nonzero().squeeze(1)  # [N] indices of real tokens
+            tokens = flat[keep]
+        else:
+            tokens = flat
+        probs = self.router(tokens).float().softmax(dim=-1)  # [N, E]
+        weights, experts = probs.topk(self.top_k, dim=-1)  # [N, k]
+        if self.renormalize:
+            weights = weights / weights.sum(dim=-1, keepdim=True)
+        weights = weights.to(tokens.dtype)
+        if tokens.shape[0] == 1:
+            routed = self._single_token(tokens, weights, experts)
+        else:
+            routed = self._grouped(tokens, weights, experts)
+        for shared in self.shared:
+            routed = routed + shared(tokens)
+        aux = self.balance_loss(probs, experts) if need_aux else None
+        if keep is None:
+            return routed.view_as(x), aux
+        out = flat.new_zeros(flat.shape).index_copy(0, keep, routed.to(flat.dtype))  # padding rows: no FFN update
+        return out.view_as(x), aux
+
+    def balance_loss(self, probs: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
+        """probs [N, E], experts [N, k] -> scalar E * sum_e f_e * P_e."""
+        if probs.shape[0] == 0:
+            return probs.new_zeros(())
+        counts = torch.bincount(experts.reshape(-1), minlength=self.num_experts).to(probs.dtype)  # [E]
+        fraction = counts / experts.numel()  # f_e
+        mean_prob = probs.mean(dim=0)  # P_e
+        return self.num_experts * (fraction * mean_prob).sum()
+
+    def _expert(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        """[n, D] through expert `index` -> [n, D]"""
+        gate_up_bias = None if self.gate_up_bias is None else self.gate_up_bias[index]
+        down_bias = None if self.down_bias is None else self.down_bias[index]
+        gate, up = F.linear(x, self.gate_up_weight[index], gate_up_bias).chunk(2, dim=-1)
+        return F.linear(F.silu(gate) * up, self.down_weight[index], down_bias)
+
+    def _single_token(self, x: torch.Tensor, weights: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
+        """x [1, D], weights/experts [1, k] -> [1, D]"""
+        out = None
+        if weights.requires_grad:  # training: keep the router weights in the graph
+            for slot, index in enumerate(experts[0].tolist()):
+                y = self._expert(index, x) * weights[:, slot : slot + 1]
+                out = y if out is None else out + y
+            return out
+        # Decoding: scalar weights and in-place accumulation, two kernels fewer per expert.
+        for weight, index in zip(weights[0].tolist(), experts[0].tolist()):
+            y = self._expert(index, x)
+            out = y.mul_(weight) if out is None else out.add_(y, alpha=weight)
+        return out
+
+    def _grouped(self, x: torch.Tensor, weights: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
+        """x [N, D], weights/experts [N, k] -> [N, D]"""
+        flat_experts = experts.reshape(-1)  # [N*k] token-slots, slot j of token n at n*k + j
+        order = flat_experts.argsort(stable=True)  # token-slots grouped by expert
+        token_of_slot = order // self.top_k  # [N*k]
+        weight_of_slot = weights.reshape(-1)[order]  # [N*k]
+        counts = torch.bincount(flat_experts, minlength=self.num_experts).tolist()
+        out = x.new_zeros(x.shape)
+        offset = 0
+        for index, count in enumerate(counts):
+            if count == 0:
+                continue
+            rows = token_of_slot[offset : offset + count]
+            y = self._expert(index, x[rows]) * weight_of_slot[offset : offset + count, None]
+            out = out.index_add(0, rows, y.to(out.dtype))
+            offset += count
+        return out
