@@ -27,6 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                 continue  # not built yet
             raise
         doc = (module.__doc__ or name).strip().splitlines()[0]
-        sub = bench.add_parser(name, help=doc, description=module.__doc__)
+        sub = bench.add_parser(
+            name, help=doc, description=module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
         module.add_arguments(sub)
         sub.set_defaults(handler=module.run)
