@@ -1,0 +1,125 @@
+"""Seconds per MRL iteration (rollout and IMPO update separately) and peak memory, on random weights.
+
+    rxmrl bench train-step --preset rxt-alpha-micro --batch 16 --steps 4 --answer-tokens 64 --json OUT
+
+One iteration = collect `batch` synthetic episodes of `steps` follow-ups through the vectorised environment
+(generation with the KV cache, the reward, memory writes) + one IMPO update epoch over all their answers.
+Every answer is forced to exactly `answer-tokens` tokens (no early end) so timings are comparable. The first
+iteration warms up and is not counted; the JSON holds every measured run and their medians, and the peak
+resident memory of the process (`resource.getrusage`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", default="rxt-alpha-micro", help="model preset (random weights)")
+    parser.add_argument("--batch", type=int, default=16, help="episodes per iteration")
+    parser.add_argument("--steps", type=int, default=4, help="follow-ups per episode")
+    parser.add_argument("--answer-tokens", type=int, default=64, help="tokens generated for every answer")
+    parser.add_argument("--reward", default="mrl-composite", help="reward spec (default: mrl-composite)")
+    parser.add_argument("--minibatch", type=int, default=0, help="answers per optimizer step (0 = all at once)")
+    parser.add_argument("--repeats", type=int, default=3, help="measured iterations after one warm-up")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", dest="json_out", help="write the results to this JSON file")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from rxmrl.data import synthesize_episodes, train_tokenizer
+    from rxmrl.errors import ConfigError
+    from rxmrl.model import RxT, load_preset
+    from rxmrl.policy import RxTPolicy
+    from rxmrl.reward import get_reward
+    from rxmrl.train.curriculum_config import LearningRates
+    from rxmrl.train.guard import tolerant_reward
+    from rxmrl.train.mrl_config import ImpoConfig
+    from rxmrl.train.mrl_trainer import MrlTrainer, build_optimizer
+    from rxmrl.train.rollout import RolloutSettings, collect_rollout, make_env
+
+    if min(args.batch, args.steps, args.answer_tokens, args.repeats) < 1:
+        raise ConfigError("--batch, --steps, --answer-tokens and --repeats must be at least 1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    torch.manual_seed(args.seed)
+    strategy = "single" if args.steps == 1 else "cumulative"
+    episodes = synthesize_episodes(args.batch * (args.repeats + 1), steps=args.steps, strategy=strategy, seed=args.seed)
+    config = load_preset(args.preset)
+    texts = [t for e in episodes for i in e.interactions for t in (i.query, i.answer)]
+    tokenizer = train_tokenizer(texts, min(config.vocab_size, 2000))
+    model = RxT(config).to(device).eval()
+    policy = RxTPolicy(model).to(device).eval()
+    env_reward, filtered = tolerant_reward(get_reward(args.reward))
+    max_query = 32
+    if max_query + args.answer_tokens + 1 > config.max_seq_len:
+        raise ConfigError(f"--answer-tokens {args.answer_tokens}: a {max_query}-token query plus the answer must fit "
+                          f"the model's max_seq_len {config.max_seq_len}")
+    settings = RolloutSettings(max_new_tokens=args.answer_tokens, max_interaction_len=config.max_seq_len,
+                               force_length=True, final_write=False)
+    impo = ImpoConfig(minibatch_size=args.minibatch, update_epochs=1)
+    trainer = MrlTrainer(policy, impo)
+    optimizer = build_optimizer(policy, LearningRates())
+    generators = {name: torch.Generator(device=device).manual_seed(args.seed + i) for i, name in enumerate(("s", "m"))}
+    update_generator = torch.Generator().manual_seed(args.seed)
+
+    rollout_times, update_times, answer_tokens = [], [], []
+    for repeat in range(args.repeats + 1):
+        batch = episodes[repeat * args.batch : (repeat + 1) * args.batch]
+        env = make_env(batch, tokenizer, env_reward, steps=args.steps, seed=args.seed + repeat, max_query_len=max_query,
+                       max_answer_len=args.answer_tokens + 1, max_interaction_len=config.max_seq_len)
+        _sync(device)
+        start = time.perf_counter()
+        rollout = collect_rollout(policy, env, filtered, settings, pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id,
+                                  memory_generator=generators["m"], sample_generator=generators["s"])
+        _sync(device)
+        middle = time.perf_counter()
+        trainer.update(rollout, optimizer, update_generator)
+        _sync(device)
+        end = time.perf_counter()
+        if repeat > 0:  # the first iteration warms caches and allocators up
+            rollout_times.append(middle - start)
+            update_times.append(end - middle)
+            answer_tokens.append(float(rollout.answer_mask.sum(-1).float().mean()))
+
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result = {
+        "preset": args.preset,
+        "batch": args.batch,
+        "steps": args.steps,
+        "answer_tokens": args.answer_tokens,
+        "answer_tokens_measured": statistics.median(answer_tokens),
+        "reward": args.reward,
+        "minibatch": args.minibatch,
+        "rollout_s": {"median": statistics.median(rollout_times), "runs": rollout_times},
+        "update_s": {"median": statistics.median(update_times), "runs": update_times},
+        "iteration_s": {"median": statistics.median(r + u for r, u in zip(rollout_times, update_times))},
+        "peak_rss_mb": peak_kb / 1024 if sys.platform != "darwin" else peak_kb / 2**20,
+        "machine": {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+                    "processor": platform.processor() or platform.machine(), "device": str(device)},
+    }
+    text = json.dumps(result, indent=2)
+    if args.json_out:
+        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json_out).write_text(text + "\n")
+    print(text)
+    return 0
+
+
+def _sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

@@ -1,0 +1,103 @@
+"""Non-finite handling: an update whose loss or gradient is NaN/inf is skipped, counted, and the run goes on.
+
+One bad batch (a reward plug-in that returned NaN, an overflow) must not end a long run, but a run that keeps
+producing them is broken: after `max_consecutive` skipped updates in a row the trainer writes a checkpoint
+(weights are untouched by skipped updates, so it is the last good state) and raises `TrainingError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+
+from rxmrl.errors import TrainingError
+
+
+def all_finite(tensors: Iterable[torch.Tensor | None]) -> bool:
+    """True when every given tensor holds only finite values (None entries are ignored)."""
+    return all(bool(torch.isfinite(t).all()) for t in tensors if t is not None)
+
+
+class NonFiniteGuard:
+    """Counts skipped updates: `total` over the run, `consecutive` since the last good one."""
+
+    def __init__(self, max_consecutive: int):
+        self.max_consecutive = max_consecutive
+        self.total = 0
+        self.consecutive = 0
+
+    def record(self, ok: bool) -> None:
+        if ok:
+            self.consecutive = 0
+        else:
+            self.total += 1
+            self.consecutive += 1
+
+    @property
+    def exhausted(self) -> bool:
+        return self.consecutive >= self.max_consecutive
+
+    def error(self, where: str) -> TrainingError:
+        return TrainingError(
+            f"{self.consecutive} updates in a row had a non-finite loss or gradient ({self.total} in this run); "
+            f"stopped. The last good state is saved in {where}. Check the reward (does it return NaN?), lower "
+            f"the learning rates or set impo.max_grad_norm, then resume with --resume."
+        )
+
+    def state_dict(self) -> dict[str, int]:
+        return {"total": self.total, "consecutive": self.consecutive}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.total = int(state["total"])
+        self.consecutive = int(state["consecutive"])
+
+
+class NonFiniteRewardFilter:
+    """A reward wrapper that lets a non-finite score through as a *flag* instead of an error.
+
+    The environment (rightly) refuses NaN rewards. Training should survive one bad batch, so the trainer hands
+    the environment this wrapper: non-finite totals or components become 0.0 for the environment, and
+    `last_bad` ([rewarded samples] bool) tells the trainer which samples they were, so it can mark that
+    rollout non-finite and skip its update. Errors the reward raises are not caught.
+    """
+
+    def __init__(self, fn, name: str):
+        self.fn = fn
+        self.__name__ = name
+        self.last_bad: torch.Tensor | None = None
+
+    def __call__(self, batch):
+        from rxmrl.reward.base import RewardOutput
+
+        result = self.fn(batch)
+        if isinstance(result, RewardOutput):
+            total, components = result.total, dict(result.components)
+        elif isinstance(result, torch.Tensor):
+            total, components = result, {}
+        else:
+            total, components = torch.tensor([float(x) for x in result], dtype=torch.float32), {}
+        total = total.detach().to(torch.float32).reshape(-1)
+        bad = ~torch.isfinite(total)
+        for key, value in components.items():
+            value = torch.as_tensor(value).detach().to(torch.float32).reshape(-1)
+            if value.shape == total.shape:
+                bad |= ~torch.isfinite(value)
+            components[key] = torch.nan_to_num(value, nan=0.0, posinf=0.0, neginf=0.0)
+        self.last_bad = bad
+        return RewardOutput(total=torch.nan_to_num(total, nan=0.0, posinf=0.0, neginf=0.0), components=components)
+
+
+def tolerant_reward(reward, name: str | None = None):
+    """(callable for the environment, the `NonFiniteRewardFilter` inside it) for a reward from `get_reward`.
+
+    A `NamedReward` keeps its outer layer (errors raised by plug-in code are still reported naming the reward);
+    only its inner function is filtered.
+    """
+    from rxmrl.reward.registry import NamedReward
+
+    if isinstance(reward, NamedReward):
+        inner = NonFiniteRewardFilter(reward.fn, reward.name)
+        return NamedReward(reward.name, inner, user_code=reward.user_code), inner
+    inner = NonFiniteRewardFilter(reward, name or getattr(reward, "__name__", type(reward).__name__))
+    return inner, inner

@@ -1,0 +1,247 @@
+"""The IMPO update of one collected rollout: advantages, minibatches, several epochs, clipping, the guard.
+
+Per-process on purpose: a distributed run wraps this with the two all-reduce points kept explicit here:
+the advantage statistics (`reduce`, see `normalize_advantages`) and the gradients before `optimizer.step`
+(`grad_hook`, e.g. an all-reduce mean; DDP's own hooks do the same job).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from rxmrl.policy.rxt_policy import RxTPolicy
+from rxmrl.train.advantages import Reduce, compute_advantages, normalize_advantages
+from rxmrl.train.curriculum_config import LearningRates
+from rxmrl.train.guard import NonFiniteGuard, all_finite
+from rxmrl.train.impo import ImpoTerms, impo_loss, memory_rmse
+from rxmrl.train.memory_replay import replay_memory
+from rxmrl.train.mrl_config import ImpoConfig
+from rxmrl.train.rollout import Rollout
+from rxmrl.train.tokens import trim_padding
+from rxmrl.train.unfreeze import parameter_groups
+
+
+def build_optimizer(policy: RxTPolicy, lr: LearningRates, weight_decay: float = 0.0,
+                    eps: float = 1e-6) -> torch.optim.AdamW:
+    """AdamW with one group (and learning rate) each for decoder, encoder, memory attention and critic.
+
+    Every weight is in the optimizer from the start; frozen ones have no gradient, so AdamW leaves them (and
+    their moments) untouched until they are unfrozen.
+    """
+    groups = parameter_groups(policy.model)
+    param_groups = [
+        {"params": groups["decoder"], "lr": lr.decoder, "name": "decoder"},
+        {"params": groups["encoder"], "lr": lr.encoder, "name": "encoder"},
+        {"params": groups["memory_attention"], "lr": lr.memory_attention, "name": "memory_attention"},
+        {"params": list(policy.critic.parameters()), "lr": lr.critic, "name": "critic"},
+    ]
+    return torch.optim.AdamW(param_groups, weight_decay=weight_decay, eps=eps)
+
+
+def rollout_metrics(rollout: Rollout) -> dict[str, float]:
+    """Reward statistics of a rollout (TRL-style names), over rewarded steps; steps are 1-based."""
+    rewarded = rollout.rewarded
+    rewards = torch.where(rewarded, rollout.rewards, torch.zeros_like(rollout.rewards))
+    count = rewarded.sum().clamp(min=1)
+    metrics = {"reward/mean": float(rewards.sum() / count)}
+    if int(rewarded.sum()) > 1:
+        metrics["reward/std"] = float(rollout.rewards[rewarded].std())
+    for k in range(rollout.steps):
+        column = rewarded[:, k]
+        if bool(column.any()):
+            metrics[f"reward/step_{k + 1}/mean"] = float(rollout.rewards[column, k].mean())
+    for name, values in rollout.components.items():
+        metrics[f"reward/{name}/mean"] = float(torch.where(rewarded, values, torch.zeros_like(values)).sum() / count)
+    snapshots = rollout.snapshots
+    deltas = [memory_rmse(snapshots[:, j + 1], snapshots[:, j]) for j in range(snapshots.shape[1] - 1)]
+    metrics["memory/stm_delta"] = float(torch.stack(deltas).mean())
+    metrics["answer/tokens"] = float(rollout.answer_mask.sum(-1).float().mean())
+    metrics["memory/reset_fraction"] = float(rollout.reset.float().mean())
+    return metrics
+
+
+class LogprobAnchors:
+    """The "old" log-probs of the ratio and the step KL: each answer's log-probs at its first visit in an update.
+
+    The rollout's stored log-probs come from incremental (KV-cache) decoding and differ from the update's
+    teacher-forced ones by float noise (~1e-6). That noise is harmless in the surrogate, but the KL term turns
+    it into tiny gradients which Adam scales up to full learning-rate steps: a random walk that erodes a model
+    even when every advantage is 0. Anchoring at the first visit makes the first step on every answer exactly
+    the rollout policy's (ratio 1, KL 0, as TRL does) and measures later drift from there. How far the first
+    visit is from the stored log-probs is logged as `policy/rollout_logprob_gap` (a large value means the update
+    does not see the policy that collected the rollout, e.g. dropout left on).
+    """
+
+    def __init__(self, rollout: Rollout) -> None:
+        self.values = torch.zeros_like(rollout.logprobs)  # [B, T, N]
+        self.visited = torch.zeros(rollout.rewards.shape, dtype=torch.bool, device=rollout.logprobs.device)
+        self.gap_sum, self.gap_count = 0.0, 0
+
+    def old_logprobs(self, rows: torch.Tensor, steps: torch.Tensor, logprobs: torch.Tensor, stored: torch.Tensor,
+                     mask: torch.Tensor) -> torch.Tensor:
+        """logprobs/stored/mask [M, N'] for answers (rows, steps) -> the old log-probs [M, N']."""
+        width = logprobs.shape[1]
+        current = logprobs.detach()
+        first = ~self.visited[rows, steps]  # [M]
+        old = torch.where(first[:, None], current, self.values[rows, steps][:, :width])
+        if bool(first.any()):
+            self.values[rows[first], steps[first], :width] = current[first]
+            self.visited[rows[first], steps[first]] = True
+            gap = (current - stored).abs()[first][mask[first]]
+            self.gap_sum += float(gap.sum())
+            self.gap_count += gap.numel()
+        return old
+
+
+class MrlTrainer:
+    """Owns the policy's update rule; `update(rollout, optimizer, generator)` returns averaged metrics."""
+
+    def __init__(
+        self,
+        policy: RxTPolicy,
+        config: ImpoConfig,
+        *,
+        reduce: Reduce | None = None,
+        grad_hook: Callable[[list[torch.nn.Parameter]], None] | None = None,
+        autocast: Callable[[], Any] | None = None,
+    ) -> None:
+        self.policy = policy
+        self.config = config
+        self.reduce = reduce
+        self.grad_hook = grad_hook
+        self.autocast = autocast or contextlib.nullcontext
+        self.guard = NonFiniteGuard(config.max_consecutive_nonfinite)
+
+    def _write(self, stm: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.policy.remember(stm, ids, mask).to(stm.dtype)
+
+    def minibatch_terms(
+        self,
+        rollout: Rollout,
+        items: torch.Tensor,  # [M] flat indices b * T + k
+        advantages: torch.Tensor,  # [B, T]
+        returns: torch.Tensor,  # [B, T]
+        anchors: LogprobAnchors | None = None,
+    ) -> ImpoTerms:
+        """The IMPO loss of a minibatch of answers, recomputing their STM with gradients. Without `anchors` the
+        old log-probs are the rollout's stored ones."""
+        steps_per_episode = rollout.steps
+        device = rollout.answers.device
+        items = items.cpu()
+        host_rows, host_steps = items // steps_per_episode, items % steps_per_episode  # index CPU tensors
+        rows, steps = host_rows.to(device), host_steps.to(device)  # index the rollout's device tensors
+        with self.autocast():
+            stm, previous = replay_memory(self._write, rollout.snapshots, rollout.written, rollout.written_mask,
+                                          rows, steps, self.config.bptt_depth)
+            query, query_mask = trim_padding(rollout.queries[rows, steps], rollout.query_mask[rows, steps])
+            answer, answer_mask = trim_padding(rollout.answers[rows, steps], rollout.answer_mask[rows, steps])
+            width = answer.shape[1]
+            # the interaction written just before the answer: write k for follow-up k
+            context, context_mask = trim_padding(rollout.written[rows, steps], rollout.written_mask[rows, steps])
+            out = self.policy.evaluate(query, query_mask, answer, answer_mask, stm, context, context_mask)
+        ref = rollout.ref_logprobs[rows, steps][:, :width].to(device) if rollout.ref_logprobs is not None else None
+        logprobs = out.logprobs.float()
+        old = rollout.logprobs[rows, steps][:, :width].to(device)
+        if anchors is not None:
+            old = anchors.old_logprobs(rows, steps, logprobs, old, answer_mask)
+        return impo_loss(
+            self.config,
+            logprobs=logprobs,
+            old_logprobs=old,
+            entropy=out.entropy.float(),
+            mask=answer_mask,
+            advantages=advantages[host_rows, host_steps].to(device),
+            active=torch.ones(len(items), dtype=torch.bool, device=device),
+            values=out.values.float(),
+            old_values=rollout.values[host_rows, host_steps].to(device),
+            returns=returns[host_rows, host_steps].to(device),
+            stm=stm.float(),
+            previous_stm=previous.float(),
+            ref_logprobs=ref,
+            aux_loss=out.aux_loss.float() if out.aux_loss is not None else None,
+        )
+
+    def update(self, rollout: Rollout, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> dict[str, float]:
+        """Several epochs of minibatch IMPO steps on `rollout`. Non-finite steps are skipped and counted."""
+        config = self.config
+        if rollout.nonfinite:
+            # A NaN reward poisons every advantage (normalisation mixes them): skip the whole update.
+            self.guard.record(False)
+            return {"train/nonfinite_skipped": float(self.guard.total), "train/update_skipped": 1.0}
+        rewards = rollout.rewards * config.reward_scale
+        estimate = compute_advantages(config, rewards, rollout.values, rollout.rewarded, rollout.group_ids)
+        advantages = normalize_advantages(estimate.advantages, estimate.active, config.normalize,
+                                          min_std=config.min_advantage_std, reduce=self.reduce)
+        items = estimate.active.flatten().nonzero().squeeze(1)  # answers that carry a signal
+        if len(items) == 0:
+            return {"train/nonfinite_skipped": float(self.guard.total)}
+        size = config.minibatch_size or len(items)
+        actor = list(self.policy.model.parameters())
+        critic = list(self.policy.critic.parameters())
+        sums: dict[str, float] = defaultdict(float)
+        steps_done = 0
+        anchors = LogprobAnchors(rollout)
+        for _ in range(config.update_epochs):
+            order = items[torch.randperm(len(items), generator=generator)]
+            for chunk in order.split(size):
+                terms = self.minibatch_terms(rollout, chunk, advantages, estimate.returns, anchors)
+                ok = all_finite([terms.total])
+                optimizer.zero_grad(set_to_none=True)
+                if ok:
+                    terms.total.backward()
+                    if self.grad_hook is not None:
+                        self.grad_hook(actor + critic)
+                    actor_norm = _clip([p for p in actor if p.grad is not None], config.max_grad_norm)
+                    critic_norm = _clip(critic, config.max_grad_norm)
+                    ok = math.isfinite(actor_norm) and math.isfinite(critic_norm)
+                    if ok:
+                        optimizer.step()
+                        sums["policy/grad_norm"] += actor_norm
+                        sums["value/grad_norm"] += critic_norm
+                optimizer.zero_grad(set_to_none=True)
+                self.guard.record(ok)
+                if ok:
+                    steps_done += 1
+                    for name, value in _term_metrics(terms).items():
+                        sums[name] += value
+                if self.guard.exhausted:
+                    break
+            if self.guard.exhausted:
+                break
+        metrics = {name: value / max(1, steps_done) for name, value in sums.items()}
+        metrics["train/nonfinite_skipped"] = float(self.guard.total)
+        metrics["train/optimizer_steps"] = float(steps_done)
+        metrics["policy/rollout_logprob_gap"] = anchors.gap_sum / max(1, anchors.gap_count)
+        metrics["value/mean"] = float(rollout.values[estimate.active].mean()) if bool(estimate.active.any()) else 0.0
+        active_advantages = estimate.advantages[estimate.active]
+        metrics["policy/advantage_std"] = float(active_advantages.std()) if active_advantages.numel() > 1 else 0.0
+        return metrics
+
+
+def _clip(parameters: list[torch.nn.Parameter], max_norm: float) -> float:
+    """Clip in place (when max_norm > 0) and return the total gradient norm before clipping."""
+    params = [p for p in parameters if p.grad is not None]
+    if not params:
+        return 0.0
+    limit = max_norm if max_norm > 0 else float("inf")
+    return float(torch.nn.utils.clip_grad_norm_(params, limit, error_if_nonfinite=False))
+
+
+def _term_metrics(terms: ImpoTerms) -> dict[str, float]:
+    return {
+        "policy/loss": float(terms.policy.detach()),
+        "policy/clip_ratio": float(terms.clip_fraction),
+        "policy/kl_step": float(terms.kl_step.detach()),
+        "policy/kl_ref": float(terms.kl_ref.detach()),
+        "policy/entropy": float(terms.entropy.detach()),
+        "value/loss": float(terms.value.detach()),
+        "memory/loss": float(terms.memory.detach()),
+        "train/aux_loss": float(terms.aux.detach()),
+        "train/loss": float(terms.total.detach()),
+    }

@@ -1,0 +1,172 @@
+"""The policy and rollout collection on rxt-tiny: stored log-probs and STM snapshots are what the update
+recomputes, resets touch only their rows, teacher forcing writes the reference, the critic reads the STM."""
+
+import pytest
+import torch
+
+from rxmrl.data import synthesize_episodes, train_tokenizer
+from rxmrl.model import RxT, load_preset
+from rxmrl.policy import CriticConfig, RxTPolicy
+from rxmrl.train.guard import tolerant_reward
+from rxmrl.train.memory_replay import replay_memory
+from rxmrl.train.rollout import RolloutSettings, collect_rollout, end_at_first_pad, make_env
+from rxmrl.train.tokens import join_padded, trim_padding
+
+
+def word_overlap(batch):
+    """A cheap deterministic reward: 10 x the share of reference words the answer contains."""
+    out = []
+    for generated, reference in zip(batch.generated, batch.reference):
+        ref = set(reference.lower().split())
+        out.append(10.0 * len(ref & set(generated.lower().split())) / max(1, len(ref)))
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # rxt-tiny's ops are too small to gain from threads, and on a shared machine extra threads only wait
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def setup():
+    episodes = synthesize_episodes(8, steps=3, strategy="cumulative", split="train", seed=1)
+    texts = [t for e in synthesize_episodes(60, steps=3, strategy="cumulative", seed=2) for i in e.interactions
+             for t in (i.query, i.answer)]
+    tokenizer = train_tokenizer(texts, 300)
+    torch.manual_seed(0)
+    model = RxT(load_preset("rxt-tiny", vocab_size=tokenizer.vocab_size, max_seq_len=160)).eval()
+    policy = RxTPolicy(model, CriticConfig(dim=16, layers=1, heads=2, ffn_dim=32, with_interaction=True)).eval()
+    return episodes, tokenizer, policy
+
+
+def collect(setup, *, teacher_forcing=False, start_stm=None, reset=None, seed=0, episodes=None, keep=1):
+    all_episodes, tokenizer, policy = setup
+    episodes = episodes or all_episodes
+    env_reward, filtered = tolerant_reward(word_overlap, "word_overlap")
+    env = make_env(episodes, tokenizer, env_reward, steps=3, seed=seed, max_query_len=40, max_answer_len=13,
+                   max_interaction_len=160)
+    settings = RolloutSettings(max_new_tokens=12, teacher_forcing=teacher_forcing, max_interaction_len=160)
+    return collect_rollout(policy, env, filtered, settings, pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id,
+                           start_stm=start_stm, reset=reset,
+                           memory_generator=torch.Generator().manual_seed(seed),
+                           sample_generator=torch.Generator().manual_seed(seed + 1), keep_samples=keep)
+
+
+def test_rollout_shapes_and_contents(setup):
+    rollout = collect(setup)
+    batch, steps = rollout.batch_size, rollout.steps
+    assert (batch, steps) == (8, 3)
+    assert rollout.snapshots.shape[:2] == (8, 4)  # before each of the 4 writes
+    assert rollout.written.shape[:2] == (8, 4)
+    assert rollout.rewarded.all()  # cumulative episodes reward every step
+    assert ((rollout.rewards >= 0) & (rollout.rewards <= 10)).all()
+    assert rollout.reset.all()  # no carried memory: every sample starts fresh
+    assert sorted(rollout.group_ids.tolist()) == list(range(8))  # 8 distinct episodes
+    assert (rollout.logprobs[~rollout.answer_mask] == 0).all()
+    assert (rollout.logprobs[rollout.answer_mask] < 0).all()
+    assert rollout.samples[0]["steps"][0]["reference"]
+
+
+def test_logprobs_and_memory_recomputed_before_any_update_equal_the_stored_ones(setup):
+    _, _, policy = setup
+    rollout = collect(setup)
+    items = torch.arange(rollout.batch_size * rollout.steps)
+    rows, steps = items // rollout.steps, items % rollout.steps
+    for depth in (1, 2, 3):
+        stm, previous = replay_memory(lambda s, i, m: policy.remember(s, i, m), rollout.snapshots, rollout.written,
+                                      rollout.written_mask, rows, steps, depth)
+        torch.testing.assert_close(stm, rollout.snapshots[rows, steps + 1], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(previous, rollout.snapshots[rows, steps], atol=1e-5, rtol=1e-5)
+    query, query_mask = trim_padding(rollout.queries[rows, steps], rollout.query_mask[rows, steps])
+    answer, answer_mask = trim_padding(rollout.answers[rows, steps], rollout.answer_mask[rows, steps])
+    context, context_mask = trim_padding(rollout.written[rows, steps], rollout.written_mask[rows, steps])
+    with torch.no_grad():
+        out = policy.evaluate(query, query_mask, answer, answer_mask, stm, context, context_mask)
+    stored = rollout.logprobs[rows, steps][:, : answer.shape[1]]
+    torch.testing.assert_close(out.logprobs, stored, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out.values, rollout.values[rows, steps], atol=1e-5, rtol=1e-5)
+
+
+def test_memory_replay_carries_gradients_to_the_memory_system(setup):
+    _, _, policy = setup
+    rollout = collect(setup)
+    rows, steps = torch.tensor([0, 1]), torch.tensor([2, 0])
+    policy.zero_grad(set_to_none=True)
+    stm, _ = replay_memory(lambda s, i, m: policy.remember(s, i, m), rollout.snapshots, rollout.written,
+                           rollout.written_mask, rows, steps, depth=2)
+    stm.pow(2).sum().backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in policy.model.memory_attention.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in policy.model.encoder.parameters())
+    policy.zero_grad(set_to_none=True)
+
+
+def test_random_resets_touch_only_their_samples(setup):
+    episodes, _, policy = setup
+    carried = torch.full((8, *policy.initial_state(1).shape[1:]), 0.5)
+    reset = torch.tensor([True, False, True, False, False, False, True, False])
+    rollout = collect(setup, start_stm=carried, reset=reset)
+    start = rollout.snapshots[:, 0]
+    assert torch.equal(start[~reset], carried[~reset])
+    assert not torch.isclose(start[reset], carried[reset]).any()
+    assert rollout.reset.tolist() == reset.tolist()
+
+
+def test_teacher_forcing_writes_the_reference_answer(setup):
+    _, tokenizer, _ = setup
+    rollout = collect(setup, teacher_forcing=True, keep=8)
+    differs = 0
+    for k in range(rollout.steps):
+        for row in range(rollout.batch_size):
+            written = rollout.written[row, k + 1][rollout.written_mask[row, k + 1]].tolist()
+            query = rollout.queries[row, k][rollout.query_mask[row, k]].tolist()
+            assert written[: len(query)] == query and written[-1] == tokenizer.eos_id
+            # after the query comes the (length-capped) reference answer, whatever the policy generated
+            tail = tokenizer.decode(written[len(query):])
+            assert tail and rollout.samples[row]["steps"][k]["reference"].startswith(tail)
+            differs += written[len(query):] != rollout.answers[row, k][rollout.answer_mask[row, k]].tolist()
+    assert differs > 0
+
+
+def test_group_rollouts_of_one_episode_share_a_group_id(setup):
+    episodes, _, _ = setup
+    grouped = [e for e in episodes[:2] for _ in range(4)]
+    rollout = collect(setup, episodes=grouped)
+    ids = rollout.group_ids.tolist()
+    assert len(set(ids)) == 2 and all(ids.count(i) == 4 for i in set(ids))
+
+
+def test_critic_reads_the_stm(setup):
+    _, _, policy = setup
+    torch.manual_seed(1)
+    for p in policy.critic.value_head.parameters():  # the zero-initialised head would hide any dependence
+        torch.nn.init.normal_(p)
+    query = torch.tensor([[2, 5, 40, 41, 6]])
+    mask = torch.ones_like(query, dtype=torch.bool)
+    stm = policy.initial_state(1)
+    a = policy.value(query, mask, stm)
+    b = policy.value(query, mask, stm + 1.0)
+    assert a.shape == (1,) and not torch.isclose(a, b)
+    torch.nn.init.zeros_(policy.critic.value_head.weight)
+    torch.nn.init.zeros_(policy.critic.value_head.bias)
+
+
+def test_a_sampled_pad_ends_the_answer():
+    answer = torch.tensor([[7, 0, 8, 3], [7, 8, 3, 0]])
+    mask = torch.tensor([[True, True, True, True], [True, True, True, False]])
+    ids, kept = end_at_first_pad(answer, mask, pad_id=0)
+    assert kept.tolist() == [[True, True, False, False], [True, True, True, False]]
+    assert ids.tolist() == [[7, 0, 0, 0], [7, 8, 3, 0]]
+
+
+def test_join_padded_concatenates_real_tokens():
+    left = torch.tensor([[1, 2, 0], [3, 0, 0]])
+    right = torch.tensor([[4, 0], [5, 6]])
+    ids, mask = join_padded(left, left != 0, right, right != 0, pad_id=0)
+    assert ids.tolist() == [[1, 2, 4], [3, 5, 6]]
+    assert mask.all()
+    ids, mask = join_padded(left, left != 0, right, right != 0, pad_id=0, max_len=2)
+    assert ids.tolist() == [[1, 2], [3, 5]]
