@@ -1,0 +1,121 @@
+"""`rxmrl warmstart STAGE --config FILE --out DIR`: run one supervised warm-start stage on its own.
+
+The config (a standalone stage file, e.g. `curricula/warmstart/joint-lm.toml`) names the model (a preset for
+fresh weights, or a trained folder such as an earlier stage's `final/`), the tokenizer (a file, the model
+folder's own, or trained from the data) and the data. Re-running the same command resumes from the latest
+checkpoint in DIR; a finished stage (DIR/final/) just reports its metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+STAGE_CHOICES = ("joint-lm", "sft", "memory-attention", "smat")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "warmstart", help="run one supervised warm-start stage (joint-lm, sft, memory-attention, smat)",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("stage", choices=STAGE_CHOICES, metavar="STAGE", help=", ".join(STAGE_CHOICES))
+    parser.add_argument("--config", required=True, metavar="FILE",
+                        help="stage TOML file, or a name under curricula/warmstart/ (e.g. joint-lm)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="run folder (checkpoints, metrics, final/)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. --set steps=100 --set data.examples=500")
+    parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="CPU threads for torch (default: torch's choice; 1 is often fastest on a shared machine)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from rxmrl.train.warmstart import run_warmstart
+
+    config = load_stage_config(args.stage, args.config, args.overrides)
+    out_dir = Path(args.out)
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)  # fresh weights of a preset are drawn from the seed
+    model = build_model(config)
+    tokenizer = build_tokenizer(config, out_dir)
+    print(f"rxmrl warmstart {config.stage}: model {config.model}, {config.steps} steps -> {out_dir}")
+    metrics = run_warmstart(config.warmstart(), model, tokenizer, out_dir, seed=args.seed, device=device,
+                            progress=not args.no_progress)
+    print(json.dumps({k: round(v, 6) for k, v in sorted(metrics.items())}, indent=2))
+    print(f"model: {out_dir / 'final'}")
+    return 0
+
+
+def load_stage_config(stage: str, name_or_path: str, overrides: list[str]):
+    """Read a standalone stage file; its `stage` key (if any) must agree with STAGE on the command line."""
+    from rxmrl.config import from_dict, load_toml, merge, parse_overrides
+    from rxmrl.errors import ConfigError
+    from rxmrl.train.warmstart import StandaloneWarmStartConfig
+
+    path = resolve_config(name_or_path)
+    data = merge(load_toml(path), parse_overrides(overrides))
+    if data.get("stage", stage) != stage:
+        raise ConfigError(f"{path}: this file is for stage '{data['stage']}', not '{stage}'")
+    data["stage"] = stage
+    return from_dict(StandaloneWarmStartConfig, data, source=str(path))
+
+
+def resolve_config(name_or_path: str) -> Path:
+    from rxmrl.catalog import catalog_dirs
+    from rxmrl.errors import ConfigError
+
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    for folder in catalog_dirs("curricula"):
+        candidate = folder / "warmstart" / f"{path.name.removesuffix('.toml')}.toml"
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(f"--config {name_or_path}: no such file, and no curricula/warmstart/{path.name} preset")
+
+
+def build_model(config):
+    """A trained folder is loaded as it is; a preset name or file builds fresh weights."""
+    from rxmrl.model import RxT, load_preset
+
+    if Path(config.model).is_dir():
+        return RxT.from_pretrained(config.model)
+    return RxT(load_preset(config.model, set_items=config.model_set))
+
+
+def build_tokenizer(config, out_dir: Path):
+    """In order: this run's own (when resuming), the `tokenizer` key, the model folder's, or trained on the data."""
+    from rxmrl.data import Tokenizer, train_tokenizer
+    from rxmrl.model import load_preset
+    from rxmrl.train.checkpoint import latest_checkpoint
+    from rxmrl.train.warmstart.data import tokenizer_corpus
+
+    for folder in (out_dir / "final", latest_checkpoint(out_dir)):
+        if folder is not None and (folder / "tokenizer.json").is_file():
+            return Tokenizer.from_file(folder / "tokenizer.json")
+    if config.tokenizer is not None:
+        return Tokenizer.from_pretrained(config.tokenizer)
+    if Path(config.model).is_dir() and (Path(config.model) / "tokenizer.json").is_file():
+        return Tokenizer.from_file(Path(config.model) / "tokenizer.json")
+    vocab = config.tokenizer_vocab_size
+    if vocab == 0:
+        vocab = (load_preset(config.model, set_items=config.model_set).vocab_size if not Path(config.model).is_dir()
+                 else _folder_vocab(Path(config.model)))
+    print(f"training a {vocab}-token tokenizer on the data ({config.data.source})")
+    return train_tokenizer(tokenizer_corpus(config.data), vocab)
+
+
+def _folder_vocab(folder: Path) -> int:
+    import json
+
+    return int(json.loads((folder / "config.json").read_text())["vocab_size"])
