@@ -141,10 +141,15 @@ class _Runner:
         latest = latest_checkpoint(self.run_dir)
         if latest is None:
             self._warm_start()
+            if self.config.benchmark is not None and self.config.benchmark.warmstart_only:
+                from rxmrl.train.final_benchmark import save_warmstart_model
+
+                save_warmstart_model(self.model, self.tokenizer, self.run_dir)
         self._start_mrl(fresh=latest is None)
         if latest is not None:
             saved = json.loads((latest / "trainer_state.json").read_text(encoding="utf-8"))
             if saved.get("finished") and (self.run_dir / FINAL).is_dir():
+                self._final_benchmark()  # a run killed after MRL: only what the benchmark has not written yet
                 return self._summary(saved)
             self.stage_run = self._new_stage(saved["stage"]) if saved["stage"] < len(self.stages) else None
             self.state = self._load(latest)
@@ -157,7 +162,15 @@ class _Runner:
         self._save()
         if self.progress:
             print(f"rxmrl: done; final model in {final}", file=sys.stderr)
+        self._final_benchmark()
         return self._summary(self.state)
+
+    def _final_benchmark(self) -> None:
+        if self.config.benchmark is None:
+            return
+        from rxmrl.train.final_benchmark import run_final_benchmark
+
+        run_final_benchmark(self.config, self.run_dir, self.reward, progress=self.progress)
 
     def _warm_start(self) -> None:
         tables = validate_warmstart(self.config.warmstart, source=str(self.run_dir / "curriculum.json"))

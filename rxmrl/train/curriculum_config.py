@@ -22,6 +22,7 @@ from typing import Any, Literal
 from rxmrl.config import from_dict, load_toml, merge, parse_overrides, to_dict
 from rxmrl.errors import ConfigError
 from rxmrl.policy.critic import CriticConfig
+from rxmrl.train.benchmark_config import BenchmarkConfig
 from rxmrl.train.mrl_config import ImpoConfig
 
 RESOLVED_FILE = "curriculum.json"
@@ -465,6 +466,8 @@ class CurriculumConfig:
             `[[warmstart]]` supervised stages run first (each a `WarmStartConfig`).
         stage (`list[StageConfig]`):
             The MRL stages, in order.
+        benchmark (`BenchmarkConfig` or `None`, *optional*, defaults to `None`):
+            `[benchmark]`: the retention benchmark run after the last MRL stage (none when left out).
     """
 
     stage: list[StageConfig]
@@ -482,6 +485,7 @@ class CurriculumConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     warmstart: list[dict[str, Any]] = field(default_factory=list)
+    benchmark: BenchmarkConfig | None = None
 
     def __post_init__(self) -> None:
         if not self.stage:

@@ -1,0 +1,90 @@
+"""The optional `[benchmark]` table of a curriculum: the retention benchmark run once MRL has finished.
+
+    [benchmark]
+    episodes = 64          # held-out episodes
+    steps = 8              # follow-ups per episode
+    [benchmark.baseline]   # how the stateless baseline is trained (rxmrl.bench.baseline_train.BaselineTraining)
+    steps = 200
+
+Systems compared (see `rxmrl.train.final_benchmark`): the final model (`rxt`), its memory ablation
+(`rxt_memory_reset`), the model as the warm-start stages left it (`warmstart_only`, with its own ablation) and a
+stateless decoder-only baseline trained on the same training episodes (`stateless`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rxmrl.bench.baseline_train import BaselineTraining
+from rxmrl.errors import ConfigError
+
+STRATEGIES = ("single", "cumulative", "long_range", "mixed")
+
+
+@dataclass
+class BenchmarkConfig:
+    """
+    The retention benchmark after the last MRL stage (`[benchmark]`).
+
+    Parameters:
+        episodes (`int`, *optional*, defaults to `64`):
+            Held-out episodes scored (the same ones for every system).
+        steps (`int`, *optional*, defaults to `8`):
+            Follow-ups per episode (the RxT paper's 8+1-step protocol).
+        strategy (`str`, *optional*, defaults to `"cumulative"`):
+            Episode strategy: every cumulative follow-up asks about the memory.
+        split (`str`, *optional*, defaults to `"test"`):
+            Split the episodes come from; `test` is held out from training and from the per-epoch evaluation.
+        reward (`str` or `None`, *optional*, defaults to `None`):
+            A reward spec (name, preset, TOML path...); left out = the curriculum's own reward.
+        batch_size (`int`, *optional*, defaults to `16`):
+            Episodes answered at once.
+        greedy (`bool`, *optional*, defaults to `True`):
+            Greedy decoding (reproducible scores); false samples with `temperature`.
+        temperature (`float`, *optional*, defaults to `1.0`):
+            Sampling temperature when `greedy = false`.
+        max_query_len, max_answer_len, max_new_tokens (`int`, *optional*, default `0`):
+            Token limits; 0 = those of the last MRL stage.
+        warmstart_only (`bool`, *optional*, defaults to `True`):
+            Also score the model as the warm-start stages left it (saved as `RUN_DIR/warmstart-final/`).
+        stateless (`bool`, *optional*, defaults to `True`):
+            Also train (TRL SFT) and score the stateless baseline (`RUN_DIR/benchmark/baseline/`).
+        baseline (`BaselineTraining`):
+            How the stateless baseline is trained (`[benchmark.baseline]`).
+        samples (`int`, *optional*, defaults to `2`):
+            Answered episodes per system kept in the JSON for reading.
+    """
+
+    episodes: int = 64
+    steps: int = 8
+    strategy: str = "cumulative"
+    split: str = "test"
+    reward: str | None = None
+    batch_size: int = 16
+    greedy: bool = True
+    temperature: float = 1.0
+    max_query_len: int = 0
+    max_answer_len: int = 0
+    max_new_tokens: int = 0
+    warmstart_only: bool = True
+    stateless: bool = True
+    baseline: BaselineTraining = field(default_factory=BaselineTraining)
+    samples: int = 2
+
+    def __post_init__(self) -> None:
+        for name in ("episodes", "steps", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must be at least 1, got {getattr(self, name)}")
+        for name in ("max_query_len", "max_answer_len", "max_new_tokens", "samples"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}: must be 0 or more, got {getattr(self, name)}")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"strategy: must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        if self.strategy == "single" and self.steps != 1:
+            raise ConfigError(f"steps: strategy 'single' has exactly 1 follow-up, got {self.steps}")
+        if not self.temperature > 0:
+            raise ConfigError(f"temperature: must be positive, got {self.temperature}")
+        try:
+            self.baseline.check()
+        except ConfigError as e:
+            raise ConfigError(f"baseline.{e}") from None
