@@ -5,7 +5,11 @@ Random weights (speed does not depend on them) and random prompt ids; generation
 after one warm-up. "turn k" means the STM has been updated k-1 times before the answer is generated; the
 decoder reads a fixed-size memory, so its cost must not grow with k. Turn 1 and turn k runs are interleaved
 so that load from other processes on a shared machine hits both alike. Timings on a machine shared with
-other jobs vary by 2x or more from run to run: quote medians and the load.
+other jobs vary by 2x or more from run to run: quote medians and the load. CPU time (`tokens_per_cpu_s`,
+`per_token_cpu_ms`) is this process's own and moves much less with the load than wall time.
+
+`--compile` times the opt-in torch.compile decode step (`generate(compile=True)`); its one-off compile
+time is reported separately (`compile_s`) and kept out of the per-token figures.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="torch intra-op threads (0 = torch's default). Default 1: batch-1 decoding is a chain "
                              "of tiny ops that a second thread does not speed up, and on a shared CPU the "
                              "threads' barrier waits can make it several times slower")
+    parser.add_argument("--compile", action="store_true",
+                        help="time generate(compile=True): the decode step through torch.compile (compiles once first)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
 
@@ -80,13 +86,14 @@ def run(args: argparse.Namespace) -> int:
                 greedy=args.greedy,
                 generator=generator,
                 use_cache=use_cache,
+                compile=args.compile and use_cache,
             )
             elapsed = time.perf_counter() - start
             cpu_seconds["cached" if use_cache else "uncached"].append(time.process_time() - cpu_start)
             assert out.tokens.shape == (args.batch, args.new_tokens)
             return elapsed
 
-        timed(stm_first, True)  # warm-up: first-call allocations and kernel selection
+        compile_s = timed(stm_first, True)  # warm-up: first-call allocations, kernel selection, compilation
         cpu_seconds["cached"].clear()
         first, later = [], []
         for _ in range(args.repeats):
@@ -108,6 +115,10 @@ def run(args: argparse.Namespace) -> int:
             "cached": round(tokens / statistics.median(cpu_seconds["cached"]), 1),
             "uncached": round(tokens / statistics.median(cpu_seconds["uncached"]), 1),
         },
+        "per_token_cpu_ms": {
+            "cached": round(1000 * statistics.median(cpu_seconds["cached"]) / tokens, 3),
+            "uncached": round(1000 * statistics.median(cpu_seconds["uncached"]) / tokens, 3),
+        },
         "cached_speedup": round(cached_tps / uncached_tps, 2),
         f"turn_{args.turns}_over_turn_1": round(later_ms / first_ms, 3),
         "settings": {
@@ -118,6 +129,8 @@ def run(args: argparse.Namespace) -> int:
             "repeats": args.repeats,
             "uncached_repeats": args.uncached_repeats,
             "sampling": "greedy" if args.greedy else "multinomial, temperature 1",
+            "compiled_step": args.compile,
+            "compile_s": round(compile_s, 1) if args.compile else None,  # first call, compilation included
             "parameters": model.parameter_counts(),
         },
         "machine": {
@@ -134,7 +147,9 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"{config.name} batch {args.batch}, {args.new_tokens} new tokens: cached {cached_tps:.0f} tok/s, "
         f"uncached {uncached_tps:.0f} tok/s ({cached_tps / uncached_tps:.1f}x); per token "
-        f"turn 1 {first_ms:.2f} ms, turn {args.turns} {later_ms:.2f} ms"
+        f"turn 1 {first_ms:.2f} ms, turn {args.turns} {later_ms:.2f} ms; "
+        f"cached CPU {result['per_token_cpu_ms']['cached']:.2f} ms/token"
+        + (f" (compiled step; compile {compile_s:.0f} s)" if args.compile else "")
     )
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

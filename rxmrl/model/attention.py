@@ -12,6 +12,10 @@ with fp16/bf16 and no padding mask, flash-attn is used when installed (it is opt
 `SelfAttention` rotates q and k (RoPE), optionally through a KV cache. `CrossAttention` reads another
 sequence and rotates q only (decoder/encoder memory cross-attention: memory slots have no position) or
 k only (memory attention: STM slots are unordered queries, the encoded interaction is the ordered source).
+
+Both have a `step` for one-token decoding (inference only): the same maths on x [B, D] (or [D] for a
+batch of one, so projections are gemv), RoPE as one matmul with the step's rotation matrix, and the new
+key and value written into the cache buffers with one kernel each.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rxmrl.model.config import AttentionConfig
+from rxmrl.model.gemv import linear
 from rxmrl.model.kv_cache import KVCache
 from rxmrl.model.rope import apply_rotary
 
@@ -98,6 +103,34 @@ class SelfAttention(nn.Module):
         out = scaled_attention(q, k, v, mask, is_causal, self.use_flash)  # [B, Hq, T, hd]
         return self.out(out.transpose(1, 2).reshape(batch, length, hq * hd))
 
+    def step(
+        self,
+        x: torch.Tensor,
+        rotation: torch.Tensor,
+        mask: torch.Tensor | None,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        slot_index: torch.Tensor,
+        end: int | None,
+    ) -> torch.Tensor:
+        """One new token per sample: x [B, D] or [D] -> [B, D] or [D].
+
+        rotation [B, hd, hd] or [hd, hd] (`RotaryEmbedding.rotation`); keys/values [B, Hkv, C, hd]: this
+        layer's cache buffers, whose slot `slot_index` ([1] long) receives the new key/value. Attention then
+        reads slots [0, end), or all C slots when end is None; mask [B, 1, 1, end or C] marks valid slots
+        (None: all valid).
+        """
+        hq, hkv, hd = self.query_heads, self.kv_heads, self.head_dim
+        heads = linear(x, self.qkv.weight).view(*x.shape[:-1], hq + 2 * hkv, hd)  # [B, Hq + 2 Hkv, hd]
+        qk = heads[..., : hq + hkv, :] @ rotation  # [B, Hq + Hkv, hd]
+        q = qk[..., :hq, :].view(-1, hq, 1, hd)  # [B, Hq, 1, hd]
+        keys.index_copy_(2, slot_index, qk[..., hq:, :].view(-1, hkv, 1, hd))
+        values.index_copy_(2, slot_index, heads[..., hq + hkv :, :].view(-1, hkv, 1, hd))
+        if end is not None:
+            keys, values = keys.narrow(2, 0, end), values.narrow(2, 0, end)  # [B, Hkv, end, hd]
+        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, enable_gqa=hq != hkv)  # [B, Hq, 1, hd]
+        return linear(out.view(*x.shape[:-1], hq * hd), self.out.weight, self.out.bias)
+
 
 class CrossAttention(nn.Module):
     """Queries from `x`, keys/values from a source sequence projected once (`project_kv`) and reused."""
@@ -151,3 +184,25 @@ class CrossAttention(nn.Module):
             q = apply_rotary(q, *rope)
         out = scaled_attention(q, kv[0], kv[1], mask, False, self.use_flash)
         return self.out(out.transpose(1, 2).reshape(batch, length, self.query_heads * self.head_dim))
+
+    def step(
+        self,
+        x: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        mask: torch.Tensor | None,
+        rotation: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """One query per sample: x [B, D] or [D], keys/values [B, Hkv, S, hd] from `project_kv`, mask
+        [B, 1, 1, S] or None, rotation [B, hd, hd] or [hd, hd] when this attention rotates queries -> [B, D] or [D].
+        """
+        hq, hd = self.query_heads, self.head_dim
+        q = linear(x, self.q.weight).view(*x.shape[:-1], hq, hd)  # [B, Hq, hd]
+        if self.rope_on_query:
+            if rotation is None:
+                raise ValueError("this attention rotates queries: pass the step's rotation")
+            q = q @ rotation
+        out = F.scaled_dot_product_attention(
+            q.view(-1, hq, 1, hd), keys, values, attn_mask=mask, enable_gqa=hq != self.kv_heads
+        )  # [B, Hq, 1, hd]
+        return linear(out.view(*x.shape[:-1], hq * hd), self.out.weight, self.out.bias)

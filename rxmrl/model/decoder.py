@@ -3,10 +3,18 @@
 The memory's keys/values depend only on the memory (the STM, fixed for a whole interaction), so they are
 projected once per interaction (`memory_kv`) and reused by every decoding step: a step's cost does not
 depend on how many turns came before.
+
+`step` is the one-token inference path used by generation. A decode step at batch 1 is hundreds of tiny
+kernels, so their count is its cost: the step builds the RoPE rotation and the padding mask once for all
+layers, keeps a batch of one as vectors (gemv, not gemm), calls functions rather than modules where it
+can, and lets each MoE layer run only its k experts' matrix-vector products. `step(compiled=True)` runs
+the same layer code through torch.compile instead (opt-in: it must compile first).
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -75,6 +83,9 @@ class Decoder(nn.Module):
         ones and their keys/values are appended in place.
         """
         batch, length, _ = x.shape
+        if cache is not None and length == 1 and mask is None and positions is None and not need_aux:
+            if not torch.is_grad_enabled():
+                return self.step(x[:, 0], memory, cache)[:, None], x.new_zeros(())
         if mask is not None:
             mask = mask.to(torch.bool)
         if cache is None:
@@ -118,6 +129,71 @@ class Decoder(nn.Module):
             aux_total = aux_total / self.num_moe_layers
         return self.norm(x), aux_total
 
+    def step(self, x: torch.Tensor, memory: MemoryKV, cache: KVCache, *, compiled: bool = False) -> torch.Tensor:
+        """x [B, D]: one embedded token per sample (all real), following the cached ones -> final-norm hidden [B, D].
+
+        The same computation as `forward` on [B, 1, D] with this cache (which it advances by one slot).
+        Inference only: MoE routing weights become Python numbers, so no gradient reaches the router.
+        `compiled=True` runs the layers through torch.compile (see `compiled_layer_steps`).
+        """
+        if torch.is_grad_enabled():
+            raise RuntimeError(
+                "Decoder.step is inference only: call it under torch.no_grad() or torch.inference_mode()"
+            )
+        batch = x.shape[0]
+        slot, slot_index, positions = cache.begin_step()
+        rotation = self.rope.rotation(positions, x.dtype)  # [B, hd, hd]
+        if compiled:
+            # One graph for every step: attend over the whole buffer, slots not yet written are invalid.
+            end, self_mask = None, cache.slot_valid[:, None, None, :]  # [B, 1, 1, C]
+        else:
+            # The new token's own slot is valid, so the causal-padding mask of one query is slot validity.
+            end = slot + 1
+            self_mask = cache.slot_valid[:, None, None, :end] if cache.has_padding else None  # [B, 1, 1, S]
+        if batch == 1:
+            x, rotation = x[0], rotation[0]  # [D], [hd, hd]: a batch of one runs as vectors
+        run = compiled_layer_steps() if compiled else layer_steps
+        x = run(self, x, rotation, self_mask, memory, cache.keys, cache.values, slot_index, end)
+        cache.commit_step()
+        return x.view(batch, -1)
+
     @staticmethod
     def _arange(batch: int, length: int, device: torch.device) -> torch.Tensor:
         return torch.arange(length, device=device)[None, :].expand(batch, length)
+
+
+def layer_steps(
+    decoder: Decoder,
+    x: torch.Tensor,
+    rotation: torch.Tensor,
+    self_mask: torch.Tensor | None,
+    memory: MemoryKV,
+    cache_keys: list[torch.Tensor],
+    cache_values: list[torch.Tensor],
+    slot_index: torch.Tensor,
+    end: int | None,
+) -> torch.Tensor:
+    """The layers and final norm of `Decoder.step`: x [B, D] or [D] -> final-norm hidden, same shape."""
+    for index, layer in enumerate(decoder.layers):
+        x = layer.step(
+            x,
+            rotation,
+            self_mask,
+            memory.keys[index],
+            memory.values[index],
+            memory.mask,
+            cache_keys[index],
+            cache_values[index],
+            slot_index,
+            end,
+        )
+    return decoder.norm.step(x)
+
+
+@functools.cache
+def compiled_layer_steps() -> Callable[..., torch.Tensor]:
+    """`layer_steps` through torch.compile (opt-in): one generated program per step instead of hundreds of
+    eager kernels. The first call compiles (a minute or more on a small shared CPU); later calls with the
+    same batch size, cache capacity, dtype and device reuse it. A second capacity recompiles once, with the
+    capacity then a dynamic dimension (torch.compile's automatic dynamic shapes)."""
+    return torch.compile(layer_steps, fullgraph=True)

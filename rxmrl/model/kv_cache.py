@@ -5,6 +5,11 @@ the same at token 1 and token 200 (no `torch.cat` reallocating the whole history
 
 All samples of a batch share slot indices (slot = step in the batch's timeline); each sample keeps its own
 RoPE position counter and a per-slot validity flag, so right-padded prompts behave as if decoded alone.
+
+Two ways in: `begin`/`write`/`commit` for any number of tokens (prompt prefill, chunks), and
+`begin_step`/`commit_step` around the one-token decode step (`Decoder.step`), which does the same
+bookkeeping with the fewest kernels: every new token is real, so the positions are the counters
+themselves, and each layer writes its new key and value with one index_copy_ into `keys`/`values`.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ class KVCache:
         self.next_position = torch.zeros(batch, dtype=torch.long, device=device)  # [B] RoPE position of next real token
         self.length = 0  # slots filled so far (shared by the batch)
         self.has_padding = False  # any invalid slot so far: attention then needs an explicit mask
+        self._slot_index = torch.arange(capacity, device=device)  # slot numbers as tensors, for index_copy_
 
     @property
     def capacity(self) -> int:
@@ -64,6 +70,23 @@ class KVCache:
         self.keys[layer][:, :, start:end] = keys
         self.values[layer][:, :, start:end] = values
         return self.keys[layer][:, :, :end], self.values[layer][:, :, :end]
+
+    def begin_step(self) -> tuple[int, torch.Tensor, torch.Tensor]:
+        """Reserve the next slot for one real token per sample.
+
+        Returns (slot, the slot as a [1] long tensor for index_copy_, positions [B]: each sample's RoPE position).
+        """
+        slot = self.length
+        if slot >= self.capacity:
+            raise ValueError(f"KV cache full: {slot + 1} slots needed, capacity {self.capacity}")
+        self.slot_valid[:, slot] = True
+        # A copy: the counters advance in `commit_step`, after the step has used these positions.
+        return slot, self._slot_index[slot : slot + 1], self.next_position.clone()
+
+    def commit_step(self) -> None:
+        """Mark the slot from `begin_step` filled; every sample's position advances by one."""
+        self.length += 1
+        self.next_position += 1
 
     def commit(self, mask: torch.Tensor | None, length: int) -> None:
         """Mark the `length` slots reserved by `begin` as filled and advance each sample's position."""

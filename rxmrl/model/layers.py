@@ -94,6 +94,27 @@ class DecoderLayer(nn.Module):
             return x + y, aux
         return x + self.ffn(self.ffn_norm(x)), None
 
+    def step(
+        self,
+        x: torch.Tensor,
+        rotation: torch.Tensor,
+        self_mask: torch.Tensor | None,
+        memory_keys: torch.Tensor,
+        memory_values: torch.Tensor,
+        memory_mask: torch.Tensor | None,
+        cache_keys: torch.Tensor,
+        cache_values: torch.Tensor,
+        slot_index: torch.Tensor,
+        end: int | None,
+    ) -> torch.Tensor:
+        """One-token inference step (see `Decoder.step`): x [B, D] or [D] -> the same shape."""
+        normed = self.self_norm.step(x)
+        x = x + self.self_attention.step(normed, rotation, self_mask, cache_keys, cache_values, slot_index, end)
+        x = x + self.cross_attention.step(self.cross_norm.step(x), memory_keys, memory_values, memory_mask, rotation)
+        if self.is_moe:
+            return self.ffn.step(self.ffn_norm.step(x), x)
+        return x + self.ffn(self.ffn_norm.step(x))
+
 
 class EncoderLayer(nn.Module):
     def __init__(self, config: RxTConfig) -> None:

@@ -13,8 +13,13 @@ probability of expert e over the N tokens (differentiable). Uniform routing give
 onto one expert gives aux = E. Padding tokens are neither routed nor counted.
 
 Dispatch is vectorised: tokens are sorted by expert and each expert runs once on its group (a loop over
-experts, never over tokens). A single token (batch-1 decoding) skips the sort and calls its k experts.
-Expert weights live in stacked [E, ...] tensors.
+experts, never over tokens). A single token skips the sort and calls its k experts. Expert weights live in
+stacked [E, ...] tensors.
+
+`step` is the inference path of one-token decoding at batch 1: the token is a vector and each chosen expert
+is two matrix-vector products on its weight slices. No weight is copied: on CPU, gathering the k experts'
+weights for one batched matmul would move k * 3 * D * H floats per token, as much as the products read.
+(Under torch.compile, and on accelerators, the experts are indexed by tensor instead: see `_step_gathered`.)
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rxmrl.model.feedforward import SwiGLU
+from rxmrl.model.gemv import linear
 
 
 class MixtureOfExperts(nn.Module):
@@ -90,6 +96,59 @@ class MixtureOfExperts(nn.Module):
             return routed.view_as(x), aux
         out = flat.new_zeros(flat.shape).index_copy(0, keep, routed.to(flat.dtype))  # padding rows: no FFN update
         return out.view_as(x), aux
+
+    def step(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """Inference only: x (normalised) and residual, both [D] or [B, D] -> residual + MoE(x), same shape."""
+        if torch.compiler.is_compiling() or (x.dim() == 1 and x.device.type != "cpu"):
+            # On an accelerator, reading the routing back to the host would stall the device every layer.
+            return self._step_gathered(x, residual)
+        if x.dim() == 2:
+            routed, _ = self.forward(x[:, None], need_aux=False)
+            return residual + routed[:, 0]
+        probs = linear(x, self.router.weight).softmax(dim=-1, dtype=torch.float32)  # [E]
+        weights, experts = probs.topk(self.top_k)  # [k]
+        if self.renormalize:
+            weights = weights / weights.sum()
+        chosen = experts.tolist()
+        # Each expert reads its own weight slice; the small per-expert vectors are stacked so that bias,
+        # activation and the weighted sum run once for all k experts.
+        # linalg.vecdot (a streaming multiply, then a row sum) reads a cold [2H, D] slice about 20% faster
+        # per token than MKL's gemv, whose D-float rows are too short for the hardware prefetcher.
+        gate_up = torch.stack([torch.linalg.vecdot(self.gate_up_weight[e], x) for e in chosen])  # [k, 2H]
+        if self.gate_up_bias is not None:
+            gate_up += self.gate_up_bias.index_select(0, experts)
+        hidden = self.hidden
+        activated = F.silu(gate_up[:, :hidden]).mul_(gate_up[:, hidden:])  # [k, H]
+        down = torch.stack([torch.linalg.vecdot(self.down_weight[e], a) for e, a in zip(chosen, activated)])  # [k, D]
+        if self.down_bias is not None:
+            down += self.down_bias.index_select(0, experts)
+        out = torch.addmv(residual, down.t(), weights.to(down.dtype))  # residual + sum_j w_j expert_j(x)
+        for shared in self.shared:
+            out = out + shared(x)
+        return out
+
+    def _step_gathered(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """`step` for torch.compile: x/residual [..., D] -> [..., D], experts indexed by tensor.
+
+        Eagerly, `gate_up_weight[experts]` would copy the k experts' weights; compiled, the gather becomes
+        the indexing of a fused multiply-and-sum loop, which reads just those weights once, and no Python
+        number (a graph break) is needed.
+        """
+        probs = linear(x, self.router.weight).softmax(dim=-1, dtype=torch.float32)  # [..., E]
+        weights, experts = probs.topk(self.top_k)  # [..., k]
+        if self.renormalize:
+            weights = weights / weights.sum(dim=-1, keepdim=True)
+        gate_up = (self.gate_up_weight[experts] * x[..., None, None, :]).sum(dim=-1)  # [..., k, 2H]
+        if self.gate_up_bias is not None:
+            gate_up = gate_up + self.gate_up_bias[experts]
+        activated = F.silu(gate_up[..., : self.hidden]) * gate_up[..., self.hidden :]  # [..., k, H]
+        down = (self.down_weight[experts] * activated[..., None, :]).sum(dim=-1)  # [..., k, D]
+        if self.down_bias is not None:
+            down = down + self.down_bias[experts]
+        out = residual + (weights[..., None].to(down.dtype) * down).sum(dim=-2)
+        for shared in self.shared:
+            out = out + shared(x)
+        return out
 
     def balance_loss(self, probs: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
         """probs [N, E], experts [N, k] -> scalar E * sum_e f_e * P_e."""

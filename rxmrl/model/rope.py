@@ -6,8 +6,11 @@ lets a batch of right-padded prompts use per-sample positions and still match on
 
 The cos/sin tables are derived constants (not state): non-persistent buffers that follow `.to(device)`.
 The sin table is stored with the rotation's sign folded in (-sin on the first half), so that applying
-RoPE is `x * cos + roll(x, d/2) * signed_sin`: three kernels instead of the six of the textbook form,
-which matters in the batch-1 decode loop.
+RoPE is `x * cos + roll(x, d/2) * signed_sin`: three kernels instead of the six of the textbook form.
+
+One-token decoding uses the same rotation written as a [d, d] matrix, `x @ rotation(p)`: built once per
+step, it rotates every head of every layer with one small matmul each instead of three elementwise kernels
+(each column of the matrix has two non-zeros, so every output is the same two products, summed).
 """
 
 from __future__ import annotations
@@ -29,12 +32,24 @@ class RotaryEmbedding(nn.Module):
         signed_sin = torch.cat([-angles.sin(), angles.sin()], dim=-1)  # [P, d]
         self.register_buffer("cos_table", cos.float(), persistent=False)
         self.register_buffer("sin_table", signed_sin.float(), persistent=False)
+        # swap[i, j] = 1 where i = (j + d/2) mod d: `x @ swap` is roll(x, d/2).
+        swap = torch.eye(head_dim).roll(head_dim // 2, dims=0)
+        self.register_buffer("swap", swap, persistent=False)
 
     def lookup(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """positions [B, T] (long) -> cos, signed sin [B, 1, T, d], ready to broadcast over heads."""
         cos = self.cos_table[positions].unsqueeze(1).to(dtype)
         sin = self.sin_table[positions].unsqueeze(1).to(dtype)
         return cos, sin
+
+    def rotation(self, positions: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """positions [B] (long) -> R [B, d, d] with x @ R[b] = apply_rotary(x, ...) at position positions[b].
+
+        R = diag(cos) + swap * signed_sin: column j holds cos_j at row j and signed_sin_j at row (j + d/2) mod d.
+        """
+        cos = self.cos_table.index_select(0, positions).to(dtype)  # [B, d]
+        signed_sin = self.sin_table.index_select(0, positions).to(dtype)  # [B, d]
+        return torch.addcmul(torch.diag_embed(cos), self.swap.to(dtype), signed_sin[:, None, :])
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
