@@ -9,14 +9,6 @@ from rxmrl.bench.baseline_model import build_stateless_model, stateless_config
 from rxmrl.model import load_preset
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def model():
     return build_stateless_model(stateless_config(load_preset("rxt-tiny", vocab_size=300)), seed=0)

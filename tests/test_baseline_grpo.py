@@ -13,14 +13,6 @@ from rxmrl.model import load_preset
 from rxmrl.reward.base import RewardOutput
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tokenizer():
     episodes = synthesize_episodes(30, steps=4, strategy="cumulative") + synthesize_episodes(30, steps=4,

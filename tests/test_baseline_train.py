@@ -13,14 +13,6 @@ from rxmrl.data import synthesize_episodes, train_tokenizer
 from rxmrl.model import RxT, load_preset
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """An rxt-tiny checkpoint with its tokenizer, and a baseline SFT-trained for 2 steps on 2 episodes."""

@@ -2,7 +2,6 @@
 
 import json
 
-import pytest
 import torch
 
 from rxmrl.bench.baseline_generation import generate_stateless
@@ -10,14 +9,6 @@ from rxmrl.bench.baseline_model import build_stateless_model, stateless_config
 from rxmrl.bench.latency import _Clock, rxt_turn, stateless_turn
 from rxmrl.cli import main
 from rxmrl.model import RxT, load_preset
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_rxt_turn_generates_and_writes_like_the_model():

@@ -21,13 +21,6 @@ VARIANTS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors gain nothing from a second thread, and on a shared, loaded CPU the OpenMP barrier
-    # between two threads can stall a millisecond op for a tenth of a second.
-    torch.set_num_threads(1)
-
-
 def textbook_rope(x, positions, base=10000.0):
     """x [B, H, T, d], positions [B, T]: rotate pair (i, i + d/2) by position * base^(-2i/d)."""
     d = x.shape[-1]

@@ -9,13 +9,6 @@ from rxmrl.model.generation import choose_tokens
 EOS, PAD = 3, 0
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors gain nothing from a second thread, and on a shared, loaded CPU the OpenMP barrier
-    # between two threads can stall a millisecond op for a tenth of a second.
-    torch.set_num_threads(1)
-
-
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)

@@ -12,13 +12,6 @@ S = torch.tensor([[[1.0, 2.0], [0.0, -1.0]]])  # previous memory [B=1, slots=2, 
 U = torch.tensor([[[3.0, 0.0], [1.0, 1.0]]])  # update
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors gain nothing from a second thread, and on a shared, loaded CPU the OpenMP barrier
-    # between two threads can stall a millisecond op for a tenth of a second.
-    torch.set_num_threads(1)
-
-
 def sigmoid(v):
     return 1 / (1 + math.exp(-v))
 

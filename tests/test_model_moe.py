@@ -9,13 +9,6 @@ import torch.nn.functional as F
 from rxmrl.model.moe import MixtureOfExperts
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors gain nothing from a second thread, and on a shared, loaded CPU the OpenMP barrier
-    # between two threads can stall a millisecond op for a tenth of a second.
-    torch.set_num_threads(1)
-
-
 def expert_by_hand(moe, e, x):
     """SwiGLU expert e written out: W2 (silu(W1 x + b1) * (W3 x + b3)) + b2."""
     h = moe.hidden

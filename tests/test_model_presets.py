@@ -12,13 +12,6 @@ from rxmrl.errors import ConfigError
 from rxmrl.model import RxT, load_preset
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors gain nothing from a second thread, and on a shared, loaded CPU the OpenMP barrier
-    # between two threads can stall a millisecond op for a tenth of a second.
-    torch.set_num_threads(1)
-
-
 def counts(name):
     with torch.device("meta"):  # shapes only: the 160M preset costs no memory
         return RxT(load_preset(name)).parameter_counts()

@@ -11,13 +11,6 @@ from rxmrl.errors import CheckpointError
 from rxmrl.model import RxT, load_preset
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors gain nothing from a second thread, and on a shared, loaded CPU the OpenMP barrier
-    # between two threads can stall a millisecond op for a tenth of a second.
-    torch.set_num_threads(1)
-
-
 @pytest.fixture()
 def model():
     torch.manual_seed(0)

@@ -22,15 +22,6 @@ def word_overlap(batch):
     return out
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # rxt-tiny's ops are too small to gain from threads, and on a shared machine extra threads only wait
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def setup():
     episodes = synthesize_episodes(8, steps=3, strategy="cumulative", split="train", seed=1)

@@ -34,13 +34,6 @@ TINY = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)  # the curriculum sets its own thread count
-
-
 def nan_reward_file(tmp_path: Path, always: bool) -> Path:
     """A reward plug-in: word overlap, but NaN for one sample of its first call (or of every call)."""
     path = tmp_path / "nan_reward.py"

@@ -18,14 +18,6 @@ from rxmrl.train.rollout import RolloutSettings, collect_rollout, make_env
 from rxmrl.train.unfreeze import apply_unfreeze, parameter_groups, trainable_parameter_ids
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def parts():
     texts = [t for e in synthesize_episodes(60, steps=2, strategy="cumulative", seed=2) for i in e.interactions

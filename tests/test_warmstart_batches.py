@@ -15,16 +15,6 @@ from rxmrl.train.warmstart.mlm_head import MLMHead
 TEXTS = ["the cat sat on the mat", "a dog ran to the park", "what did the cat do", "it sat on the mat"] * 20
 
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # These models are tiny: on the shared 2-core machine a second thread only adds contention (10x slower).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def tokenizer():
     return train_tokenizer(TEXTS, 300, min_frequency=1)

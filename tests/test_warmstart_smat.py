@@ -12,16 +12,6 @@ from rxmrl.train.warmstart.data import tokenizer_corpus
 from rxmrl.train.warmstart.smat import SmatStage
 
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # These models are tiny: on the shared 2-core machine a second thread only adds contention (10x slower).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def tokenizer():
     return train_tokenizer(tokenizer_corpus(WarmStartData(), examples=60), 300)
