@@ -15,12 +15,11 @@ time is reported separately (`compile_s`) and kept out of the per-token figures.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
+
+from rxmrl.bench.report import machine_info, write_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -133,15 +132,7 @@ def run(args: argparse.Namespace) -> int:
             "compile_s": round(compile_s, 1) if args.compile else None,  # first call, compilation included
             "parameters": model.parameter_counts(),
         },
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-            "device": str(model.device),
-            "load_average_1m": round(os.getloadavg()[0], 2),  # other jobs on a shared machine skew timings
-        },
+        "machine": machine_info(model.device),
         "runs_s": {"turn_1": first, f"turn_{args.turns}": later, "uncached": uncached},
     }
     print(
@@ -152,6 +143,5 @@ def run(args: argparse.Namespace) -> int:
         + (f" (compiled step; compile {compile_s:.0f} s)" if args.compile else "")
     )
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.json, result)
     return 0

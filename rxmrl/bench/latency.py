@@ -26,13 +26,12 @@ machine hits both alike. Expected shape: RxT flat in the turn, stateless prompt 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
 from typing import Any
+
+from rxmrl.bench.report import machine_info, write_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -193,16 +192,12 @@ def run(args: argparse.Namespace) -> int:
                             "kv_heads": llama_config.num_key_value_heads,
                             "intermediate_size": llama_config.intermediate_size,
                             "context_len": llama_config.max_position_embeddings}},
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-                    "device": str(device)}}
+        "machine": machine_info(device)}
     for name, r in results.items():
         print(f"{name:<10} prompt ms turn 1 {r['prompt_ms'][0]:.2f} -> turn {args.turns} {r['prompt_ms'][-1]:.2f}; "
               f"generation ms {r['generate_ms'][0]:.2f} -> {r['generate_ms'][-1]:.2f}"
               + (f"; async update ms {statistics.median(r['update_ms']):.2f}" if "update_ms" in r else ""))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(output, indent=2) + "\n")
-    print(f"wrote {args.json}")
+    write_json(args.json, output)
     if args.plot is not None:
         from rxmrl.bench.plots import plot_latency
 

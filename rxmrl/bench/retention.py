@@ -32,12 +32,13 @@ From Python (e.g. at the end of a training run):
 from __future__ import annotations
 
 import argparse
-import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+from rxmrl.bench.report import write_json
 
 DEFAULT_REWARD = "mrl-composite"
 DEFAULT_STRATEGY = "cumulative"
@@ -391,9 +392,7 @@ def run(args: argparse.Namespace) -> int:
         "max_query_len": max_query_len, "max_answer_len": max_answer_len, "seed": args.seed,
         "sampling": "greedy" if sampling.greedy else {"temperature": sampling.temperature, "top_k": sampling.top_k,
                                                       "top_p": sampling.top_p}}}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(output, indent=2) + "\n")
-    print(f"wrote {args.json}")
+    write_json(args.json, output)
     if args.plot is not None:
         from rxmrl.bench.plots import plot_retention
 

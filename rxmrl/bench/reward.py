@@ -17,13 +17,12 @@ with `--threads 1 --threads 2` to see it. The medians are what to quote, with th
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import random
 import statistics
 import time
 from pathlib import Path
+
+from rxmrl.bench.report import machine_info, write_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,8 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
     original_threads = torch.get_num_threads()
     results: dict = {
-        "machine": {"platform": platform.platform(), "torch": torch.__version__, "cpu_count": os.cpu_count(),
-                    "load_average_1min": os.getloadavg()[0], "default_torch_threads": original_threads},
+        "machine": machine_info(),  # its "threads" is the default; each run records its own
         "runs": [],
     }
     try:
@@ -72,9 +70,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         torch.set_num_threads(original_threads)
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
-        print(f"wrote {args.json}")
+        write_json(args.json, results)
     return 0
 
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import statistics
 import sys
 import time
-from pathlib import Path
+
+from rxmrl.bench.report import machine_info, write_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -107,14 +107,11 @@ def run(args: argparse.Namespace) -> int:
         "update_s": {"median": statistics.median(update_times), "runs": update_times},
         "iteration_s": {"median": statistics.median(r + u for r, u in zip(rollout_times, update_times))},
         "peak_rss_mb": peak_kb / 1024 if sys.platform != "darwin" else peak_kb / 2**20,
-        "machine": {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-                    "processor": platform.processor() or platform.machine(), "device": str(device)},
+        "machine": machine_info(device),
     }
-    text = json.dumps(result, indent=2)
+    print(json.dumps(result, indent=2))
     if args.json_out:
-        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_out).write_text(text + "\n")
-    print(text)
+        write_json(args.json_out, result)
     return 0
 
 
