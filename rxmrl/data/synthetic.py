@@ -27,6 +27,7 @@ from rxmrl.data.story_templates import (
     FILLERS, FIRST_QUERIES, INTRODUCTIONS, RECALL_PREFIXES, RECALL_TOPICS, STORIES, STORY_FEELING, TOPICS, Topic,
     words_for,
 )
+from rxmrl.seeding import derive_seed
 
 SPLITS = ("train", "validation", "test")
 COMBINATION_SLOTS = ("name", "object", "colour", "place")
@@ -40,12 +41,6 @@ def combination_split(facts: dict[str, str]) -> str:
     key = "|".join(facts[slot] for slot in COMBINATION_SLOTS).encode()
     bucket = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") % 10
     return _HELD_OUT_BUCKETS.get(bucket, "train")
-
-
-def derive_seed(*parts: object) -> int:
-    """A stable 63-bit seed from any parts (Python's `hash` changes between runs)."""
-    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") >> 1
 
 
 def check_strategy_steps(strategy: str, steps: int) -> None:

@@ -16,7 +16,6 @@ from its latest checkpoint ends with bit-identical weights on CPU (same seed, sa
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 import warnings
@@ -31,6 +30,7 @@ from torch import nn
 from rxmrl.data.episode import Episode
 from rxmrl.errors import CheckpointError, ConfigError
 from rxmrl.policy.rxt_policy import RxTPolicy
+from rxmrl.seeding import derive_seed
 from rxmrl.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from rxmrl.train.curriculum_config import CurriculumConfig, StageConfig, save_resolved, validate_warmstart
 from rxmrl.train.evaluation import evaluate_heldout, format_sample
@@ -44,12 +44,6 @@ from rxmrl.train.unfreeze import apply_unfreeze
 
 FINAL = "final"
 REFERENCE = "reference"
-
-
-def derive_seed(seed: int, *parts: object) -> int:
-    """A stable 63-bit seed for one use of randomness (Python's `hash` changes between processes)."""
-    digest = hashlib.blake2b("\x1f".join(map(str, (seed, *parts))).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") >> 1
 
 
 class StmCarry(nn.Module):
@@ -180,7 +174,7 @@ class _Runner:
 
         for i, table in enumerate(tables):
             out = self.run_dir / f"warmstart-{i}-{table.stage}"
-            # a 31-bit seed: the warm-start loop multiplies its seed before seeding a torch.Generator
+            # 31 bits, as in the runs recorded so far (the warm-start sampler itself takes any int)
             seed = derive_seed(self.config.seed, "warmstart", i) % 2**31
             run_warmstart(table, self.model, self.tokenizer, out, seed=seed,
                           tracker=self.tracker, device=str(self.device), progress=self.progress)
