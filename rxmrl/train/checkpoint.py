@@ -6,6 +6,11 @@ optimizers, schedulers, RNG states, named `torch.Generator`s and a JSON-able `st
 cursor and counters), plus `trainer_state.json`, a readable copy of `state`. Folders are written with
 `atomic_dir` under new names and never overwritten, so a SIGKILL at any moment leaves the previous
 checkpoint intact; only after a new one is complete are the oldest beyond `keep` deleted.
+
+A distributed run (rank 0 writes) adds `ranks/rank-<r>.pt` for every rank r: what differs between ranks
+(per-rank modules such as the carried STM, named generators, the global RNG), gathered by `rank_state` and
+restored by `load_rank_state`. The main `trainer_state.pt` records the world size, and a checkpoint resumes
+only with the world size it was written with (the data each rank reads depends on it).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import json
 import random
 import re
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +31,7 @@ from rxmrl.errors import CheckpointError
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "trainer_state.pt"
+RANKS = "ranks"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
@@ -62,10 +68,12 @@ def save_checkpoint(
     state: Mapping[str, Any] = {},
     keep: int = 2,
     name: str | None = None,
+    rank_states: list[dict[str, Any]] | None = None,
 ) -> Path:
     """Write a complete checkpoint and return its folder. `model` must have `save_pretrained(dir)`.
 
-    `name` writes `RUN_DIR/<name>/` instead of a numbered step folder (used for `final`).
+    `name` writes `RUN_DIR/<name>/` instead of a numbered step folder (used for `final`). `rank_states` (one
+    `rank_state(...)` per rank, in rank order) makes it a distributed checkpoint.
     """
     run_dir = Path(run_dir)
     target = run_dir / name if name else run_dir / CHECKPOINTS / f"step-{step:08d}"
@@ -82,9 +90,13 @@ def save_checkpoint(
                 "generators": {k: g.get_state() for k, g in generators.items()},
                 "rng": capture_rng(),
                 "state": dict(state),
+                "world_size": len(rank_states) if rank_states else 1,
             },
             tmp / STATE_FILE,
         )
+        for r, blob in enumerate(rank_states or []):
+            (tmp / RANKS).mkdir(exist_ok=True)
+            torch.save(blob, tmp / RANKS / f"rank-{r}.pt")
         (tmp / "trainer_state.json").write_text(json.dumps({"step": step, **state}, indent=2, default=str))
     if not name:
         for old in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
@@ -124,13 +136,22 @@ def load_checkpoint(
     schedulers: Mapping[str, Any] = {},
     generators: Mapping[str, torch.Generator] = {},
     restore_global_rng: bool = True,
+    world_size: int | None = None,
 ) -> dict[str, Any]:
-    """Restore a checkpoint into live objects (strictly) and return its `state` dict (with `step`)."""
+    """Restore a checkpoint into live objects (strictly) and return its `state` dict (with `step`).
+
+    With `world_size`, the checkpoint must have been written by a run of that many processes."""
     path = Path(path)
     state_file = path / STATE_FILE
     if not state_file.is_file():
         raise CheckpointError(f"{path}: not a training checkpoint (no {STATE_FILE})")
     blob = torch.load(state_file, map_location="cpu", weights_only=False)
+    saved_world = blob.get("world_size", 1)
+    if world_size is not None and saved_world != world_size:
+        raise CheckpointError(
+            f"{path}: written by a run of {saved_world} process(es), resumed with {world_size}; resume with the same "
+            f"number (e.g. torchrun --nproc_per_node {saved_world} ...), since each process's data and random "
+            f"streams depend on it")
     if model is not None:
         from safetensors.torch import load_file
 
@@ -163,3 +184,54 @@ def _load_strict(module: torch.nn.Module, weights: Mapping[str, torch.Tensor], w
             f"{where}: weights do not match the model "
             f"(missing: {result.missing_keys[:5]}, unexpected: {result.unexpected_keys[:5]})"
         )
+
+
+def rank_state(modules: Mapping[str, torch.nn.Module] = {},
+               generators: Mapping[str, torch.Generator] = {}) -> dict[str, Any]:
+    """What one rank of a distributed run holds on its own: modules, named generators, the global RNG (CPU)."""
+    return {
+        "modules": {k: {n: t.detach().cpu() for n, t in m.state_dict().items()} for k, m in modules.items()},
+        "generators": {k: g.get_state() for k, g in generators.items()},
+        "rng": capture_rng(),
+    }
+
+
+def load_rank_state(path: str | Path, rank: int, *, modules: Mapping[str, torch.nn.Module] = {},
+                    generators: Mapping[str, torch.Generator] = {}) -> None:
+    """Restore what `rank_state` saved for `rank` in checkpoint `path` (after `load_checkpoint`)."""
+    file = Path(path) / RANKS / f"rank-{rank}.pt"
+    if not file.is_file():
+        raise CheckpointError(f"{path}: no per-rank state for rank {rank} ({file.name}); not a distributed checkpoint")
+    blob = torch.load(file, map_location="cpu", weights_only=False)
+    for key, module in modules.items():
+        _load_strict(module, blob["modules"][key], f"{file}:{key}")
+    for key, gen in generators.items():
+        gen.set_state(blob["generators"][key])
+    restore_rng(blob["rng"])
+
+
+def save_run_checkpoint(run_dir: str | Path, step: int, *, local: Sequence[str] = (), **kwargs: Any) -> Path:
+    """`save_checkpoint` from every process of a run (call it on all ranks): rank 0 writes; in a distributed
+    run it adds each rank's own state (the modules named in `local`, all `generators`, the global RNG).
+    Returns the folder on every rank once it is complete."""
+    from rxmrl.train import distributed
+
+    ranks = None
+    if distributed.world_size() > 1:
+        modules = kwargs.get("modules", {})
+        ranks = distributed.gather_objects(rank_state({k: modules[k] for k in local}, kwargs.get("generators", {})))
+    path = save_checkpoint(run_dir, step, rank_states=ranks, **kwargs) if distributed.is_main() else None
+    return distributed.broadcast_object(path)
+
+
+def load_run_checkpoint(path: str | Path, *, local: Sequence[str] = (), **kwargs: Any) -> dict[str, Any]:
+    """`load_checkpoint` on every process of a run: shared objects from the main file, then (distributed) this
+    rank's own modules named in `local`, generators and RNG. The world size must match the checkpoint's."""
+    from rxmrl.train import distributed
+
+    state = load_checkpoint(path, world_size=distributed.world_size(), **kwargs)
+    if distributed.world_size() > 1:
+        modules = kwargs.get("modules", {})
+        load_rank_state(path, distributed.rank(), modules={k: modules[k] for k in local},
+                        generators=kwargs.get("generators", {}))
+    return state

@@ -1,8 +1,9 @@
 """The IMPO update of one collected rollout: advantages, minibatches, several epochs, clipping, the guard.
 
-Per-process on purpose: a distributed run wraps this with the two all-reduce points kept explicit here:
-the advantage statistics (`reduce`, see `normalize_advantages`) and the gradients before `optimizer.step`
-(`grad_hook`, e.g. an all-reduce mean; DDP's own hooks do the same job).
+Per-process on purpose: a distributed run wraps this with the all-reduce points kept explicit here:
+the advantage statistics (`reduce`, see `normalize_advantages`), the gradients before `optimizer.step`
+(`grad_hook`, e.g. an all-reduce mean; DDP's own hooks do the same job), and the decisions every process
+must take alike (`agree`: skip or not; `split`: how many minibatches), see `rxmrl/train/distributed.py`.
 """
 
 from __future__ import annotations
@@ -109,12 +110,16 @@ class MrlTrainer:
         *,
         reduce: Reduce | None = None,
         grad_hook: Callable[[list[torch.nn.Parameter]], None] | None = None,
+        agree: Callable[[bool], bool] | None = None,
+        split: Callable[[torch.Tensor, int], list[torch.Tensor]] | None = None,
         autocast: Callable[[], Any] | None = None,
     ) -> None:
         self.policy = policy
         self.config = config
         self.reduce = reduce
         self.grad_hook = grad_hook
+        self.agree = agree or (lambda flag: flag)  # True only if True on every process
+        self.split = split or (lambda order, size: list(order.split(size)))
         self.autocast = autocast or contextlib.nullcontext
         self.guard = NonFiniteGuard(config.max_consecutive_nonfinite)
 
@@ -170,7 +175,7 @@ class MrlTrainer:
     def update(self, rollout: Rollout, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> dict[str, float]:
         """Several epochs of minibatch IMPO steps on `rollout`. Non-finite steps are skipped and counted."""
         config = self.config
-        if rollout.nonfinite:
+        if not self.agree(not rollout.nonfinite):
             # A NaN reward poisons every advantage (normalisation mixes them): skip the whole update.
             self.guard.record(False)
             return {"train/nonfinite_skipped": float(self.guard.total), "train/update_skipped": 1.0}
@@ -179,7 +184,7 @@ class MrlTrainer:
         advantages = normalize_advantages(estimate.advantages, estimate.active, config.normalize,
                                           min_std=config.min_advantage_std, reduce=self.reduce)
         items = estimate.active.flatten().nonzero().squeeze(1)  # answers that carry a signal
-        if len(items) == 0:
+        if self.agree(len(items) == 0):
             return {"train/nonfinite_skipped": float(self.guard.total)}
         size = config.minibatch_size or len(items)
         actor = list(self.policy.model.parameters())
@@ -189,12 +194,14 @@ class MrlTrainer:
         anchors = LogprobAnchors(rollout)
         for _ in range(config.update_epochs):
             order = items[torch.randperm(len(items), generator=generator)]
-            for chunk in order.split(size):
-                terms = self.minibatch_terms(rollout, chunk, advantages, estimate.returns, anchors)
-                ok = all_finite([terms.total])
+            for chunk in self.split(order, size):
+                # an empty chunk only happens in a distributed run: this process adds zero gradients
+                terms = self.minibatch_terms(rollout, chunk, advantages, estimate.returns, anchors) if len(chunk) else None
+                ok = self.agree(terms is None or all_finite([terms.total]))
                 optimizer.zero_grad(set_to_none=True)
                 if ok:
-                    terms.total.backward()
+                    if terms is not None:
+                        terms.total.backward()
                     if self.grad_hook is not None:
                         self.grad_hook(actor + critic)
                     actor_norm = _clip([p for p in actor if p.grad is not None], config.max_grad_norm)
@@ -206,7 +213,7 @@ class MrlTrainer:
                         sums["value/grad_norm"] += critic_norm
                 optimizer.zero_grad(set_to_none=True)
                 self.guard.record(ok)
-                if ok:
+                if ok and terms is not None:
                     steps_done += 1
                     for name, value in _term_metrics(terms).items():
                         sums[name] += value

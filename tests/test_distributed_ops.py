@@ -1,0 +1,164 @@
+"""The collective helpers of `rxmrl.train.distributed` on 2 real gloo processes with tiny tensors: gradient
+averaging (missing and frozen gradients), cross-rank advantage normalisation, agreed minibatch counts, the
+weight-sync check; and the world-size guard of distributed checkpoints (no processes needed)."""
+
+import os
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from rxmrl.errors import CheckpointError, TrainingError
+from rxmrl.train import distributed
+from rxmrl.train.advantages import normalize_advantages
+from rxmrl.train.checkpoint import load_run_checkpoint, rank_state, save_checkpoint
+
+WORLD = 2
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank: int, port: int, check: str) -> None:
+    # the environment a launcher sets; init_from_env must pick gloo on CPU
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(WORLD), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    assert distributed.init_from_env("cpu")
+    try:
+        assert torch.distributed.get_backend() == "gloo"
+        assert (distributed.rank(), distributed.world_size()) == (rank, WORLD)
+        globals()[check](rank)
+    finally:
+        distributed.shutdown()
+
+
+def _spawn(check: str) -> None:
+    mp.spawn(_worker, args=(_free_port(), check), nprocs=WORLD, join=True)
+
+
+# ---- checks, run on every rank -------------------------------------------------------------------------------
+
+def _check_average_gradients(rank: int) -> None:
+    both = torch.nn.Parameter(torch.zeros(2, 3))
+    only_rank0 = torch.nn.Parameter(torch.zeros(4))  # e.g. an MoE expert that got tokens on rank 0 only
+    frozen = torch.nn.Parameter(torch.zeros(2), requires_grad=False)
+    unused = torch.nn.Parameter(torch.zeros(3))  # no gradient anywhere: must stay None (AdamW skips it)
+    both.grad = torch.full((2, 3), float(rank + 1)) * torch.arange(6.0).view(2, 3)  # rank0: x, rank1: 2x
+    if rank == 0:
+        only_rank0.grad = torch.tensor([2.0, 4.0, 6.0, 8.0])
+    distributed.average_gradients([both, only_rank0, frozen, unused])
+    assert torch.equal(both.grad, 1.5 * torch.arange(6.0).view(2, 3))
+    assert torch.equal(only_rank0.grad, torch.tensor([1.0, 2.0, 3.0, 4.0]))  # a missing gradient counts as 0
+    assert frozen.grad is None and unused.grad is None
+
+
+def _check_average_gradients_in_small_buckets(rank: int) -> None:
+    distributed.BUCKET_ELEMENTS = 3  # every parameter its own bucket, one split across the limit
+    params = [torch.nn.Parameter(torch.zeros(n)) for n in (2, 5, 1)]
+    for p in params:
+        p.grad = torch.arange(float(p.numel())) + 10 * rank
+    distributed.average_gradients(params)
+    for p in params:
+        assert torch.equal(p.grad, torch.arange(float(p.numel())) + 5)
+
+
+def _advantage_rows(rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(100 + rank)
+    advantages = torch.randn(3 + rank, 2, generator=gen, dtype=torch.float64)  # [B_r, T]: different B per rank
+    active = torch.rand(3 + rank, 2, generator=gen) > 0.3
+    active[0] = True
+    return advantages, active
+
+
+def _check_normalisation_matches_one_big_batch(rank: int) -> None:
+    advantages, active = _advantage_rows(rank)
+    everything = [_advantage_rows(r) for r in range(WORLD)]
+    all_adv = torch.cat([a for a, _ in everything])
+    all_active = torch.cat([m for _, m in everything])
+    offset = sum(_advantage_rows(r)[0].shape[0] for r in range(rank))
+    for mode in ("batch", "step"):
+        mine = normalize_advantages(advantages, active, mode, reduce=distributed.all_reduce_sum)
+        whole = normalize_advantages(all_adv, all_active, mode)
+        torch.testing.assert_close(mine, whole[offset : offset + advantages.shape[0]], rtol=0, atol=1e-12)
+        alone = normalize_advantages(advantages, active, mode)
+        assert not torch.allclose(alone, mine)  # the reduction really changed the statistics
+
+
+def _check_agreement(rank: int) -> None:
+    assert distributed.all_agree(True)
+    assert not distributed.all_agree(rank == 0)
+    assert distributed.all_max(rank * 7) == 7
+    order = torch.arange(5) if rank == 0 else torch.arange(1)
+    parts = distributed.split_agreed(order, 2)  # rank 0 needs ceil(5/2) = 3 minibatches: so does rank 1
+    assert len(parts) == 3
+    assert [len(p) for p in parts] == ([2, 2, 1] if rank == 0 else [1, 0, 0])
+    assert torch.equal(torch.cat(parts), order)
+    assert distributed.broadcast_object({"reward": rank + 0.5}) == {"reward": 0.5}
+    gathered = distributed.gather_objects(rank * 10)
+    assert gathered == ([0, 10] if rank == 0 else None)
+
+
+def _check_sync(rank: int) -> None:
+    os.environ[distributed.CHECK_SYNC_ENV] = "1"
+    torch.manual_seed(rank)  # different initial weights per rank
+    module = torch.nn.Linear(3, 2)
+    distributed.broadcast_module(module)
+    distributed.check_in_sync(module.parameters(), "after broadcast")
+    with torch.no_grad():
+        module.bias[1] += 1e-7 if rank == 1 else 0.0  # a single differing element on one rank
+    with pytest.raises(TrainingError, match="rank 1 differ"):
+        distributed.check_in_sync(module.parameters(), "after perturbation")
+
+
+# ---- tests ---------------------------------------------------------------------------------------------------
+
+CHECKS = [
+    "_check_average_gradients",  # missing gradients count as 0, frozen/unused ones stay None
+    "_check_average_gradients_in_small_buckets",
+    "_check_normalisation_matches_one_big_batch",
+    "_check_agreement",
+    "_check_sync",
+]
+
+
+def _run_checks(rank: int) -> None:
+    for check in CHECKS:
+        globals()[check](rank)
+
+
+def test_collectives_on_two_gloo_processes():
+    # one pair of processes runs every check (starting processes is the slow part)
+    _spawn("_run_checks")
+
+
+def test_single_process_helpers_are_no_ops():
+    assert (distributed.rank(), distributed.world_size(), distributed.is_main()) == (0, 1, True)
+    assert not distributed.init_from_env("cpu")  # no WORLD_SIZE in the test environment
+    p = torch.nn.Parameter(torch.zeros(2))
+    p.grad = torch.ones(2)
+    distributed.average_gradients([p])
+    assert torch.equal(p.grad, torch.ones(2))
+    assert distributed.all_agree(False) is False
+    assert [len(x) for x in distributed.split_agreed(torch.arange(5), 2)] == [2, 2, 1]
+
+
+def test_distributed_checkpoint_refuses_another_world_size(tmp_path):
+    class Model(torch.nn.Linear):
+        def save_pretrained(self, folder):
+            folder.mkdir(parents=True)
+            from safetensors.torch import save_file
+
+            save_file(self.state_dict(), str(folder / "model.safetensors"))
+
+    model = Model(2, 2)
+    generator = torch.Generator().manual_seed(3)
+    path = save_checkpoint(tmp_path, 1, model=model, generators={"g": generator},
+                           rank_states=[rank_state(generators={"g": generator})] * 2)
+    assert sorted(p.name for p in (path / "ranks").iterdir()) == ["rank-0.pt", "rank-1.pt"]
+    with pytest.raises(CheckpointError, match="written by a run of 2 process"):
+        load_run_checkpoint(path, model=model, generators={"g": generator})
