@@ -1,5 +1,6 @@
 """`rxmrl train CURRICULUM.toml --out RUN_DIR [--seed N] [--set key=value ...]` and
-`rxmrl train --resume RUN_DIR`: run an MRL curriculum, or continue a killed run exactly where it stopped."""
+`rxmrl train --resume RUN_DIR`: run an MRL curriculum, or continue a killed run exactly where it stopped.
+Under `torchrun --nproc_per_node N -m rxmrl train ...` it trains data-parallel (docs/DISTRIBUTED.md)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from rxmrl.catalog import find_preset
     from rxmrl.errors import ConfigError
+    from rxmrl.train import distributed
     from rxmrl.train.curriculum import resolved_run, run_curriculum
     from rxmrl.train.curriculum_config import load_curriculum
 
@@ -48,8 +50,13 @@ def run(args: argparse.Namespace) -> int:
         run_dir = Path(args.out)
     if args.threads is not None:
         config.threads = args.threads
-    summary = run_curriculum(config, run_dir, resume=bool(args.resume), progress=not args.no_progress,
-                             device=args.device)
-    if args.json:
+    # under torchrun / accelerate launch: join the process group (a no-op for a single process)
+    distributed.init_from_env(args.device or config.device)
+    try:
+        summary = run_curriculum(config, run_dir, resume=bool(args.resume), progress=not args.no_progress,
+                                 device=args.device)
+    finally:
+        distributed.shutdown()
+    if args.json and distributed.is_main():
         print(json.dumps(summary, indent=2))
     return 0

@@ -38,21 +38,31 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
+    from rxmrl.train import distributed
     from rxmrl.train.warmstart import run_warmstart
 
     config = load_stage_config(args.stage, args.config, args.overrides)
     out_dir = Path(args.out)
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    # under torchrun / accelerate launch: join the process group (a no-op for a single process)
+    distributed.init_from_env(args.device)
+    device = distributed.local_device(args.device)
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)  # fresh weights of a preset are drawn from the seed
-    model = build_model(config)
-    tokenizer = build_tokenizer(config, out_dir)
-    print(f"rxmrl warmstart {config.stage}: model {config.model}, {config.steps} steps -> {out_dir}")
-    metrics = run_warmstart(config.warmstart(), model, tokenizer, out_dir, seed=args.seed, device=device,
-                            progress=not args.no_progress)
-    print(json.dumps({k: round(v, 6) for k, v in sorted(metrics.items())}, indent=2))
-    print(f"model: {out_dir / 'final'}")
+    main = distributed.is_main()
+    try:
+        torch.manual_seed(args.seed)  # fresh weights of a preset are drawn from the seed (and rank 0's are shared)
+        model = build_model(config)
+        tokenizer = build_tokenizer(config, out_dir)
+        if main:
+            print(f"rxmrl warmstart {config.stage}: model {config.model}, {config.steps} steps -> {out_dir}")
+        metrics = run_warmstart(config.warmstart(), model, tokenizer, out_dir, seed=args.seed, device=device,
+                                progress=not args.no_progress)
+    finally:
+        distributed.shutdown()
+    if main:
+        print(json.dumps({k: round(v, 6) for k, v in sorted(metrics.items())}, indent=2))
+        print(f"model: {out_dir / 'final'}")
     return 0
 
 

@@ -12,6 +12,12 @@ STM initialisation and resets, minibatch order) or from a seed derived from the 
 (stage, epoch, iteration): the episode order of each epoch, the environment's row order, evaluation. The
 STM carried between episodes (random resets) is checkpointed too. So a run killed at any moment and resumed
 from its latest checkpoint ends with bit-identical weights on CPU (same seed, same thread count).
+
+Distributed (torchrun / accelerate launch, see docs/DISTRIBUTED.md): every rank builds the same model and
+critic (then takes rank 0's weights), reads its own share of each epoch's batches and draws from its own
+generators; the update averages gradients and advantage statistics across ranks; rank 0 evaluates, writes
+checkpoints (with every rank's generators, RNG and carried STM) and logs, and broadcasts what decides the
+control flow (held-out reward, the checkpoint to resume from).
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ from rxmrl.data.episode import Episode
 from rxmrl.errors import CheckpointError, ConfigError
 from rxmrl.policy.rxt_policy import RxTPolicy
 from rxmrl.seeding import derive_seed
-from rxmrl.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from rxmrl.train import distributed
+from rxmrl.train.checkpoint import latest_checkpoint, load_run_checkpoint, save_run_checkpoint
 from rxmrl.train.curriculum_config import CurriculumConfig, StageConfig, save_resolved, validate_warmstart
 from rxmrl.train.evaluation import evaluate_heldout, format_sample
 from rxmrl.train.guard import tolerant_reward
@@ -74,11 +81,14 @@ class StageRun:
 
 
 def epoch_batches(pool: list[Episode], stage: StageConfig, group_size: int, seed: int, stage_index: int,
-                  epoch: int) -> list[list[Episode]]:
+                  epoch: int, rank: int = 0, world: int = 1) -> list[list[Episode]]:
     """The batches of one epoch: a seeded permutation of the pool (repeated if the epoch is longer), cut into
-    batches of `batch_size / group_size` distinct episodes, each repeated `group_size` times in a row."""
+    batches of `batch_size / group_size` distinct episodes, each repeated `group_size` times in a row.
+
+    With `world` processes the epoch's batches are dealt out in turn (rank r takes batches r, r + world, ...),
+    the same number to every rank (at least one), so together they make one pass as a single process would."""
     distinct = stage.batch_size // group_size
-    wanted = max(stage.episodes_per_epoch or len(pool), distinct)
+    wanted = max(stage.episodes_per_epoch or len(pool), distinct * world)
     rng = np.random.default_rng(derive_seed(seed, "epoch-order", stage_index, epoch))
     order: list[int] = []
     while len(order) < wanted:
@@ -87,6 +97,8 @@ def epoch_batches(pool: list[Episode], stage: StageConfig, group_size: int, seed
     for b in range(wanted // distinct):
         chunk = [pool[i] for i in order[b * distinct : (b + 1) * distinct]]
         batches.append([e for e in chunk for _ in range(group_size)])
+    if world > 1:
+        return batches[rank : len(batches) // world * world : world]
     return batches
 
 
@@ -98,12 +110,12 @@ def run_curriculum(config: CurriculumConfig, run_dir: str | Path, *, resume: boo
     curriculum); without it the folder must not already hold a run.
     """
     run_dir = Path(run_dir)
-    if not resume and latest_checkpoint(run_dir) is not None:
+    if not resume and distributed.broadcast_object(latest_checkpoint(run_dir) is not None):
         raise CheckpointError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose a new --out")
     if config.threads:
         torch.set_num_threads(config.threads)
-    device_ = resolve_device(device or config.device)
-    if not resume:
+    device_ = resolve_device(distributed.local_device(device or config.device))
+    if not resume and distributed.is_main():
         save_resolved(config, run_dir)
     runner = _Runner(config, run_dir, device_, progress)
     try:
@@ -116,11 +128,17 @@ class _Runner:
     """The state machine behind `run_curriculum`: cursor (stage, epoch, iteration) + live objects."""
 
     def __init__(self, config: CurriculumConfig, run_dir: Path, device: torch.device, progress: bool) -> None:
-        self.config, self.run_dir, self.device, self.progress = config, run_dir, device, progress
+        self.config, self.run_dir, self.device = config, run_dir, device
+        self.progress = progress and distributed.is_main()  # one bar and one set of messages per run
         self.stages = config.expanded_stages()
-        self.tracker = Tracker(run_dir)
+        self.tracker = Tracker(run_dir, enabled=distributed.is_main())
+        if not distributed.is_main():
+            distributed.barrier()  # rank 0 trains and saves the tokenizer; the others read it
         self.tokenizer = build_tokenizer(config, run_dir)
+        if distributed.is_main():
+            distributed.barrier()
         self.model = build_model(config, self.tokenizer, seed=derive_seed(config.seed, "model"))
+        distributed.broadcast_module(self.model)
         check_lengths(config, self.model.config.max_seq_len)
         self.reward = build_reward(config)
         self.env_reward, self.reward_filter = tolerant_reward(self.reward)
@@ -132,10 +150,10 @@ class _Runner:
     # ---- setup -------------------------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
-        latest = latest_checkpoint(self.run_dir)
+        latest = distributed.broadcast_object(latest_checkpoint(self.run_dir))  # rank 0's view decides
         if latest is None:
             self._warm_start()
-            if self.config.benchmark is not None and self.config.benchmark.warmstart_only:
+            if self.config.benchmark is not None and self.config.benchmark.warmstart_only and distributed.is_main():
                 from rxmrl.train.final_benchmark import save_warmstart_model
 
                 save_warmstart_model(self.model, self.tokenizer, self.run_dir)
@@ -160,8 +178,8 @@ class _Runner:
         return self._summary(self.state)
 
     def _final_benchmark(self) -> None:
-        if self.config.benchmark is None:
-            return
+        if self.config.benchmark is None or not distributed.is_main():
+            return  # one process runs the benchmark (it is evaluation only)
         from rxmrl.train.final_benchmark import run_final_benchmark
 
         run_final_benchmark(self.config, self.run_dir, self.reward, progress=self.progress)
@@ -175,7 +193,7 @@ class _Runner:
         for i, table in enumerate(tables):
             out = self.run_dir / f"warmstart-{i}-{table.stage}"
             # 31 bits, as in the runs recorded so far (the warm-start sampler itself takes any int)
-            seed = derive_seed(self.config.seed, "warmstart", i) % 2**31
+            seed = derive_seed(self.config.seed, "warmstart", i) % 2**31  # the loop derives per-rank streams
             run_warmstart(table, self.model, self.tokenizer, out, seed=seed,
                           tracker=self.tracker, device=str(self.device), progress=self.progress)
             self.model.to("cpu")
@@ -186,15 +204,20 @@ class _Runner:
         torch.manual_seed(derive_seed(seed, "mrl"))  # the critic's initial weights
         model = self.model.to(self.device)
         self.policy = RxTPolicy(model, self.config.critic).to(self.device)
+        distributed.broadcast_module(self.policy.critic)
         self.policy.eval()  # no dropout: the update's log-probs must equal the rollout's
         self.reference = None
         if self.config.impo.kl_ref_coef > 0:
             self.reference = self._reference_model(fresh)
-        self.trainer = MrlTrainer(self.policy, self.config.impo, autocast=self.autocast)
-        self.generators = {
-            "sample": torch.Generator(device=self.device).manual_seed(derive_seed(seed, "sample")),
-            "memory": torch.Generator(device=self.device).manual_seed(derive_seed(seed, "memory")),
-            "update": torch.Generator().manual_seed(derive_seed(seed, "update")),
+        hooks = {}
+        if distributed.world_size() > 1:
+            hooks = dict(reduce=distributed.all_reduce_sum, grad_hook=distributed.average_gradients,
+                         agree=distributed.all_agree, split=distributed.split_agreed)
+        self.trainer = MrlTrainer(self.policy, self.config.impo, autocast=self.autocast, **hooks)
+        self.generators = {  # one stream per rank in a distributed run
+            "sample": torch.Generator(device=self.device).manual_seed(distributed.rank_seed(seed, "sample")),
+            "memory": torch.Generator(device=self.device).manual_seed(distributed.rank_seed(seed, "memory")),
+            "update": torch.Generator().manual_seed(distributed.rank_seed(seed, "update")),
         }
 
     def _reference_model(self, fresh: bool) -> nn.Module:
@@ -202,9 +225,10 @@ class _Runner:
         from rxmrl.model import RxT
 
         folder = self.run_dir / REFERENCE
-        if fresh:
+        if fresh and distributed.is_main():
             self.model.save_pretrained(folder)
-        elif not folder.is_dir():
+        distributed.barrier()  # the others read what rank 0 wrote
+        if not fresh and not folder.is_dir():
             raise CheckpointError(f"{folder}: the reference model of this run is missing (impo.kl_ref_coef > 0 needs "
                                   f"the model as MRL started); it cannot be rebuilt on resume")
         reference = RxT.from_pretrained(folder).to(self.device).eval()
@@ -217,7 +241,7 @@ class _Runner:
         train_pool = stage_episodes(stage.data, stage, held_out=False, seed=seed)
         eval_pool = stage_episodes(stage.data, stage, held_out=True, seed=seed)
         group = self.config.impo.group_size if self.config.impo.advantage == "group" else 1
-        iterations = len(epoch_batches(train_pool, stage, group, seed, index, 0))
+        iterations = len(self._epoch_batches(train_pool, stage, group, index, 0))
         optimizer = build_optimizer(self.policy, stage.lr, stage.weight_decay, stage.adam_eps)
         scheduler = warmup_cosine(optimizer, stage.warmup_iterations, iterations * stage.max_epochs, stage.min_lr_ratio)
         cfg = self.model.config
@@ -238,11 +262,16 @@ class _Runner:
 
     def _save(self, name: str | None = None) -> Path:
         self.state["guard"] = self.trainer.guard.state_dict()
-        return save_checkpoint(self.run_dir, self.state["global_iteration"], model=self.model, tokenizer=self.tokenizer,
-                               state=self.state, keep=self.config.checkpoint.keep, name=name, **self._objects())
+        return save_run_checkpoint(self.run_dir, self.state["global_iteration"], model=self.model,
+                                   tokenizer=self.tokenizer, state=self.state, keep=self.config.checkpoint.keep,
+                                   name=name, local=self._local(), **self._objects())
+
+    def _local(self) -> tuple[str, ...]:
+        # what each rank holds for itself besides generators and RNG: the STM its own rows carry
+        return ("carry",) if self.stage_run is not None else ()
 
     def _load(self, path: Path) -> dict[str, Any]:
-        state = load_checkpoint(path, model=self.model, **self._objects())
+        state = load_run_checkpoint(path, model=self.model, local=self._local(), **self._objects())
         state.pop("step", None)
         self.trainer.guard.load_state_dict(state["guard"])
         return state
@@ -254,7 +283,7 @@ class _Runner:
         stage, epoch = run.config, state["epoch"]
         apply_unfreeze(self.model, stage.unfreeze.group_at(epoch))
         group = self.config.impo.group_size if self.config.impo.advantage == "group" else 1
-        batches = epoch_batches(run.train_pool, stage, group, self.config.seed, run.index, epoch)
+        batches = self._epoch_batches(run.train_pool, stage, group, run.index, epoch)
         if epoch == 0 and state["iteration"] == 0 and self.config.eval.before_stage:
             self._evaluate(run, 0)  # the baseline (it draws from no training generator: resume-safe)
         bar = self._bar(run, epoch, len(batches))
@@ -280,7 +309,7 @@ class _Runner:
             reset = draws < stage.reset_prob
         data = stage.data
         env = make_env(episodes, self.tokenizer, self.env_reward, steps=stage.follow_ups,
-                       seed=derive_seed(self.config.seed, "env", run.index, epoch, state["iteration"]),
+                       seed=distributed.rank_seed(self.config.seed, "env", run.index, epoch, state["iteration"]),
                        max_query_len=data.max_query_len, max_answer_len=self._answer_len(stage),
                        max_interaction_len=self._interaction_len(stage))
         settings = RolloutSettings(max_new_tokens=stage.generation.max_new_tokens,
@@ -297,6 +326,7 @@ class _Runner:
             run.carry.valid.fill_(True)
         metrics = rollout_metrics(rollout)
         metrics.update(self.trainer.update(rollout, run.optimizer, self.generators["update"]))
+        distributed.check_in_sync([*self.policy.parameters()], f"MRL iteration {state['global_iteration'] + 1}")
         with warnings.catch_warnings():
             # the schedule counts iterations, also those whose update was skipped (non-finite)
             warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before")
@@ -314,16 +344,14 @@ class _Runner:
         return metrics
 
     def _evaluate(self, run: StageRun, epoch: int) -> float:
-        """Score the held-out episodes; log `eval/...` at the current iteration; returns the mean reward."""
+        """Score the held-out episodes; log `eval/...` at the current iteration; returns the mean reward.
+
+        Distributed: rank 0 scores, every rank gets its metrics (the plateau decision must agree)."""
         stage, step = run.config, self.state["global_iteration"]
-        metrics, samples = evaluate_heldout(
-            self.policy, run.eval_pool, self.tokenizer, self.reward, steps=stage.follow_ups,
-            max_new_tokens=stage.generation.max_new_tokens, max_query_len=stage.data.max_query_len,
-            max_answer_len=self._answer_len(stage), max_interaction_len=self._interaction_len(stage),
-            batch_size=self.config.eval.batch_size, seed=derive_seed(self.config.seed, "eval", run.index),
-            memory_ablation=self.config.eval.memory_ablation, keep_samples=self.config.eval.samples,
-            autocast=self.autocast,
-        )
+        metrics, samples = {}, []
+        if distributed.is_main():
+            metrics, samples = self._score_heldout(run, stage)
+        metrics = distributed.broadcast_object(metrics)
         metrics.update({"curriculum/stage": run.index + 1, "curriculum/steps": stage.follow_ups,
                         "curriculum/epoch": epoch})
         self.tracker.log(metrics, step)
@@ -332,12 +360,22 @@ class _Runner:
         reward, gain = metrics["eval/reward/mean"], metrics.get("eval/memory_gain")
         self.state["history"].append({"stage": run.index + 1, "steps": stage.follow_ups, "epoch": epoch,
                                       "iteration": step, "eval_reward": reward, "memory_gain": gain})
-        # one line per evaluation, with or without the progress bar
-        when = "before training" if epoch == 0 else f"epoch {epoch}"
-        extra = f", memory gain {gain:+.3f}" if gain is not None else ""
-        print(f"rxmrl: stage {run.index + 1}/{len(self.stages)} ({stage.label}) {when}: held-out reward "
-              f"{reward:.3f}{extra}", file=sys.stderr)
+        if distributed.is_main():  # one line per evaluation, with or without the progress bar
+            when = "before training" if epoch == 0 else f"epoch {epoch}"
+            extra = f", memory gain {gain:+.3f}" if gain is not None else ""
+            print(f"rxmrl: stage {run.index + 1}/{len(self.stages)} ({stage.label}) {when}: held-out reward "
+                  f"{reward:.3f}{extra}", file=sys.stderr)
         return reward
+
+    def _score_heldout(self, run: StageRun, stage: StageConfig) -> tuple[dict[str, float], list[Any]]:
+        return evaluate_heldout(
+            self.policy, run.eval_pool, self.tokenizer, self.reward, steps=stage.follow_ups,
+            max_new_tokens=stage.generation.max_new_tokens, max_query_len=stage.data.max_query_len,
+            max_answer_len=self._answer_len(stage), max_interaction_len=self._interaction_len(stage),
+            batch_size=self.config.eval.batch_size, seed=derive_seed(self.config.seed, "eval", run.index),
+            memory_ablation=self.config.eval.memory_ablation, keep_samples=self.config.eval.samples,
+            autocast=self.autocast,
+        )
 
     def _end_epoch(self, run: StageRun, epoch: int) -> None:
         state, stage = self.state, run.config
@@ -364,6 +402,12 @@ class _Runner:
         return stalled or epochs_run >= plateau.max_epochs
 
     # ---- helpers -----------------------------------------------------------------------------------------
+
+    def _epoch_batches(self, pool: list[Episode], stage: StageConfig, group: int, index: int,
+                       epoch: int) -> list[list[Episode]]:
+        """This rank's batches of an epoch."""
+        return epoch_batches(pool, stage, group, self.config.seed, index, epoch, distributed.rank(),
+                             distributed.world_size())
 
     def _answer_len(self, stage: StageConfig) -> int:
         # the environment keeps Ta - 1 answer tokens plus EOS: never cut what the policy generated

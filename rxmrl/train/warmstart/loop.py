@@ -7,6 +7,10 @@ Exact resume: everything a step depends on is either saved in the checkpoint (we
 optimizer, schedule, the stage's generator, the global RNG, counters) or a pure function of the step number
 (which micro-batches it reads, which parameters are frozen). So a run killed at any moment and resumed from
 its latest checkpoint ends with bit-identical weights on CPU.
+
+Distributed (torchrun, see docs/DISTRIBUTED.md): rank r reads micro-batches r, r + world, ... of the same
+stream, draws from its own generator, and the gradients are averaged across ranks before clipping; rank 0
+evaluates (and shares the result), logs and writes checkpoints holding every rank's generator and RNG.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from typing import Any
 import torch
 
 from rxmrl.errors import TrainingError
-from rxmrl.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from rxmrl.train import distributed
+from rxmrl.train.checkpoint import latest_checkpoint, load_checkpoint, load_run_checkpoint, save_run_checkpoint
 from rxmrl.train.schedule import warmup_cosine
 from rxmrl.train.tracking import Tracker
 from rxmrl.train.warmstart.stage import SupervisedStage
@@ -85,21 +90,26 @@ def train(
     params = stage.trainable_parameters()
     optimizer = torch.optim.AdamW(_param_groups(params, config.weight_decay), lr=config.lr, betas=config.betas)
     scheduler = warmup_cosine(optimizer, config.warmup_steps, config.steps, config.min_lr_ratio)
-    generator = torch.Generator().manual_seed(seed)
+    world, rank = distributed.world_size(), distributed.rank()
+    rank_seed = seed if world == 1 else distributed.rank_seed(seed)  # each rank its own random stream
+    generator = torch.Generator().manual_seed(rank_seed)
     start, nonfinite_in_row, nonfinite_total = 0, 0, 0
-    checkpoint = latest_checkpoint(out_dir)
+    checkpoint = distributed.broadcast_object(latest_checkpoint(out_dir))  # rank 0's view decides
     if checkpoint is not None:
-        state = load_checkpoint(checkpoint, model=model, modules=stage.extra_modules(),
-                                optimizers={"adamw": optimizer}, schedulers={"schedule": scheduler},
-                                generators={"stage": generator})
+        state = load_run_checkpoint(checkpoint, model=model, modules=stage.extra_modules(),
+                                    optimizers={"adamw": optimizer}, schedulers={"schedule": scheduler},
+                                    generators={"stage": generator})
         start = state["step"]
         nonfinite_in_row, nonfinite_total = state["nonfinite_in_row"], state["nonfinite_total"]
     else:
-        torch.manual_seed(seed)  # dropout and anything else on the global RNG
+        torch.manual_seed(rank_seed)  # dropout and anything else on the global RNG
+        for module in (model, *stage.extra_modules().values()):
+            distributed.broadcast_module(module)  # fresh heads were drawn from each rank's RNG
 
     own_tracker = tracker is None
-    tracker = Tracker(out_dir) if own_tracker else tracker
-    bar = _progress_bar(progress, total=config.steps, initial=start, desc=stage.name)
+    tracker = Tracker(out_dir, enabled=distributed.is_main()) if own_tracker else tracker
+    bar = _progress_bar(progress and distributed.is_main(), total=config.steps, initial=start, desc=stage.name)
+    in_sync = [*model.parameters(), *(p for m in stage.extra_modules().values() for p in m.parameters())]
     window: dict[str, list[float]] = {}
     try:
         for step in range(start, config.steps):
@@ -108,7 +118,7 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             losses = []
             for micro in range(config.grad_accum):
-                batch = train_batch(step * config.grad_accum + micro).to(device)
+                batch = train_batch((step * config.grad_accum + micro) * world + rank).to(device)
                 with _autocast(device):
                     loss, metrics = stage.loss(batch, generator)
                 (loss / config.grad_accum).backward()
@@ -116,9 +126,11 @@ def train(
                 for k, v in metrics.items():
                     window.setdefault(k, []).append(float(v))
 
-            grad_norm = _clip(params, config.max_grad_norm)
-            if all(math.isfinite(x) for x in losses) and math.isfinite(grad_norm):
+            distributed.average_gradients(params)
+            grad_norm = _clip(params, config.max_grad_norm)  # of the averaged gradients: the same on every rank
+            if distributed.all_agree(all(math.isfinite(x) for x in losses)) and math.isfinite(grad_norm):
                 optimizer.step()
+                distributed.check_in_sync(in_sync, f"{stage.name} step {step + 1}")
                 nonfinite_in_row = 0
             else:  # skip the update, keep the schedule moving so steps and learning rates stay aligned
                 nonfinite_in_row += 1
@@ -145,21 +157,21 @@ def train(
                 tracker.log(_prefix(logged, metric_prefix), done)
                 window.clear()
             if config.eval_every > 0 and done % config.eval_every == 0 and done < config.steps:
-                metrics = evaluate(stage, model, eval_batches, seed=seed, device=device)
+                metrics = _evaluate_on_main(stage, model, eval_batches, seed=seed, device=device)
                 tracker.log(_prefix({f"eval/{k}": v for k, v in metrics.items()}, metric_prefix), done)
             if config.save_every > 0 and done % config.save_every == 0 and done < config.steps:
-                save_checkpoint(out_dir, done, model=model, tokenizer=tokenizer, modules=stage.extra_modules(),
-                                optimizers={"adamw": optimizer}, schedulers={"schedule": scheduler},
-                                generators={"stage": generator}, keep=config.keep,
-                                state={"stage": stage.name, "nonfinite_in_row": nonfinite_in_row,
-                                       "nonfinite_total": nonfinite_total})
+                save_run_checkpoint(out_dir, done, model=model, tokenizer=tokenizer, modules=stage.extra_modules(),
+                                    optimizers={"adamw": optimizer}, schedulers={"schedule": scheduler},
+                                    generators={"stage": generator}, keep=config.keep,
+                                    state={"stage": stage.name, "nonfinite_in_row": nonfinite_in_row,
+                                           "nonfinite_total": nonfinite_total})
         bar.close()
 
-        metrics = evaluate(stage, model, eval_batches, seed=seed, device=device)
+        metrics = _evaluate_on_main(stage, model, eval_batches, seed=seed, device=device)
         tracker.log(_prefix({f"eval/{k}": v for k, v in metrics.items()}, metric_prefix), config.steps)
-        save_checkpoint(out_dir, config.steps, model=model, tokenizer=tokenizer, modules=stage.extra_modules(),
-                        state={"stage": stage.name, "metrics": metrics, "nonfinite_total": nonfinite_total},
-                        name=FINAL)
+        save_run_checkpoint(out_dir, config.steps, model=model, tokenizer=tokenizer, modules=stage.extra_modules(),
+                            state={"stage": stage.name, "metrics": metrics, "nonfinite_total": nonfinite_total},
+                            name=FINAL)
         return metrics
     finally:
         bar.close()
@@ -197,6 +209,13 @@ def evaluate(stage: SupervisedStage, model: Any, batches: Sequence[Batch], *, se
     # a statistic that covered nothing (e.g. no fact tokens in these answers) is left out, not reported as NaN
     means = {name: total / count for name, (total, count) in sums.items() if count > 0}
     return stage.summarize(means)
+
+
+def _evaluate_on_main(stage: SupervisedStage, model: Any, batches: Sequence[Batch], *, seed: int,
+                      device: str) -> dict[str, float]:
+    """`evaluate` on rank 0, its result on every rank (the others wait)."""
+    metrics = evaluate(stage, model, batches, seed=seed, device=device) if distributed.is_main() else None
+    return distributed.broadcast_object(metrics)
 
 
 def _param_groups(params: list[torch.nn.Parameter], weight_decay: float) -> list[dict[str, Any]]:
