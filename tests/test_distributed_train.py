@@ -6,6 +6,7 @@ which needs every rank's generators, RNG and carried STM back. A single process 
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,12 @@ SMALL = [
     "checkpoint.keep=20",
 ]
 MRL_ITERATIONS = 4  # 2 stages x 2 iterations per rank
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _torchrun(*args: str, nproc: int = 2) -> subprocess.CompletedProcess:
@@ -114,3 +121,19 @@ def test_resume_inside_the_distributed_warm_start_is_exact(tmp_path):
     assert [c.name for c in warm] == ["step-00000003"]  # a kill between the warm start's checkpoints
     _torchrun("--resume", str(resumed))
     _assert_same_final(run, resumed)
+
+
+@pytest.mark.slow
+def test_accelerate_launch_trains_the_same_as_torchrun(tmp_path):
+    pytest.importorskip("accelerate")
+    run, _ = _straight_run(tmp_path)
+    # `--multi_gpu` picks accelerate's torchrun launcher; on a CPU-only machine the ranks then use gloo
+    command = ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+               "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()), "-m", "rxmrl",
+               "train", "curricula/smoke.toml", "--out", str(tmp_path / "accelerate"), "--no-progress",
+               *[a for s in SMALL for a in ("--set", s)]]
+    env = {**os.environ, "RXMRL_CHECK_SYNC": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "weights identical on all 2 ranks" in result.stderr
+    _assert_same_final(run, tmp_path / "accelerate")
