@@ -137,3 +137,26 @@ def test_accelerate_launch_trains_the_same_as_torchrun(tmp_path):
     assert result.returncode == 0, result.stderr[-4000:]
     assert "weights identical on all 2 ranks" in result.stderr
     _assert_same_final(run, tmp_path / "accelerate")
+
+
+@pytest.mark.slow
+def test_standalone_warm_start_with_moe_stays_in_step_and_resumes_exactly(tmp_path):
+    # rxt-tiny routes each token to 2 of 4 experts: some experts get no gradient on one rank
+    args = ["joint-lm", "--config", "joint-lm", "--set", "steps=6", "--set", "save_every=3", "--set", "model=rxt-tiny",
+            "--set", 'model_set=["vocab_size=400", "max_seq_len=128"]', "--set", "tokenizer_vocab_size=400",
+            "--set", "data.examples=64", "--set", "data.eval_examples=16", "--set", "batch_size=4",
+            "--threads", "1", "--device", "cpu", "--no-progress"]
+    env = {**os.environ, "RXMRL_CHECK_SYNC": "1", "OMP_NUM_THREADS": "1"}
+
+    def warmstart(out: Path) -> str:
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+                   "rxmrl", "warmstart", *args, "--out", str(out)]
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-4000:]
+        return result.stderr
+
+    assert "weights identical on all 2 ranks at 6 checks" in warmstart(tmp_path / "straight")
+    shutil.copytree(tmp_path / "straight", tmp_path / "resumed")
+    shutil.rmtree(tmp_path / "resumed" / "final")  # killed after the step-3 checkpoint
+    assert "at 3 checks" in warmstart(tmp_path / "resumed")
+    _assert_same_final(tmp_path / "straight", tmp_path / "resumed")
