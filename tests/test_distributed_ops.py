@@ -115,6 +115,43 @@ def _check_sync(rank: int) -> None:
         distributed.check_in_sync(module.parameters(), "after perturbation")
 
 
+def _check_mrl_update_with_uneven_answers_and_a_nan(rank: int) -> None:
+    from test_train_update import make_policy, rollout_for
+
+    from rxmrl.data import synthesize_episodes, train_tokenizer
+    from rxmrl.train.curriculum_config import LearningRates
+    from rxmrl.train.mrl_config import ImpoConfig
+    from rxmrl.train.mrl_trainer import MrlTrainer, build_optimizer
+
+    os.environ[distributed.CHECK_SYNC_ENV] = "1"
+    texts = [t for e in synthesize_episodes(60, steps=2, strategy="cumulative", seed=2) for i in e.interactions
+             for t in (i.query, i.answer)]
+    tokenizer = train_tokenizer(texts, 300)
+    policy = make_policy(tokenizer)  # rxt-tiny: MoE experts without tokens get no gradient on a rank
+    episodes = synthesize_episodes(8, steps=2, strategy="cumulative", seed=10 + rank)  # each rank its own
+    trainer = MrlTrainer(policy, ImpoConfig(advantage="impo", minibatch_size=4), reduce=distributed.all_reduce_sum,
+                         grad_hook=distributed.average_gradients, agree=distributed.all_agree,
+                         split=distributed.split_agreed)
+    optimizer = build_optimizer(policy, LearningRates(1e-2, 1e-2, 1e-2, 1e-2))
+    rollout = rollout_for(policy, tokenizer, episodes, seed=rank)
+    if rank == 1:  # one answer with a signal against rank 0's 16: rank 1 joins 3 steps with zero gradients
+        rollout.rewarded[:] = False
+        rollout.rewarded[0, 0] = True
+    before = [p.detach().clone() for p in policy.parameters()]
+    metrics = trainer.update(rollout, optimizer, torch.Generator().manual_seed(rank))
+    assert metrics["train/optimizer_steps"] == (4.0 if rank == 0 else 1.0)
+    distributed.check_in_sync(list(policy.parameters()), "after an uneven update")
+    assert any(not torch.equal(a, p) for a, p in zip(before, policy.parameters()))
+
+    rollout = rollout_for(policy, tokenizer, episodes, seed=5 + rank)
+    if rank == 1:
+        rollout.rewards[0, 0] = float("nan")  # a broken reward on one rank skips the update on both
+    before = [p.detach().clone() for p in policy.parameters()]
+    metrics = trainer.update(rollout, optimizer, torch.Generator().manual_seed(rank))
+    assert metrics.get("train/update_skipped") == 1.0 and trainer.guard.total == 1
+    assert all(torch.equal(a, p) for a, p in zip(before, policy.parameters()))
+
+
 # ---- tests ---------------------------------------------------------------------------------------------------
 
 CHECKS = [
@@ -123,6 +160,7 @@ CHECKS = [
     "_check_normalisation_matches_one_big_batch",
     "_check_agreement",
     "_check_sync",
+    "_check_mrl_update_with_uneven_answers_and_a_nan",
 ]
 
 
