@@ -101,6 +101,9 @@ def _check_agreement(rank: int) -> None:
     assert distributed.broadcast_object({"reward": rank + 0.5}) == {"reward": 0.5}
     gathered = distributed.gather_objects(rank * 10)
     assert gathered == ([0, 10] if rank == 0 else None)
+    mine = {"reward/mean": 1.0 + 2 * rank, "only_here": 5.0} if rank == 0 else {"reward/mean": 3.0, "other": 7.0}
+    logged = distributed.mean_metrics(mine)
+    assert logged == ({"reward/mean": 2.0, "only_here": 5.0} if rank == 0 else mine)
 
 
 def _check_sync(rank: int) -> None:

@@ -338,7 +338,7 @@ class _Runner:
         state["iteration"] += 1
         state["global_iteration"] += 1
         if state["global_iteration"] % self.config.log_every == 0:
-            self.tracker.log(metrics, state["global_iteration"])
+            self.tracker.log(distributed.mean_metrics(metrics), state["global_iteration"])
         if self.trainer.guard.exhausted:
             raise self.trainer.guard.error(str(self._save()))
         return metrics

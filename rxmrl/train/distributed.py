@@ -146,6 +146,19 @@ def gather_objects(obj: Any) -> list[Any] | None:
     return out
 
 
+def mean_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    """For logging: on rank 0, each metric averaged over the ranks that report it (every rank's batch has the
+    same size); elsewhere the rank's own. One gather of a small dict per call."""
+    gathered = gather_objects(metrics)
+    if gathered is None or len(gathered) == 1:
+        return metrics
+    out = {}
+    for name in metrics:
+        values = [m[name] for m in gathered if name in m]
+        out[name] = sum(values) / len(values)
+    return out
+
+
 def broadcast_module(module: torch.nn.Module) -> None:
     """Copy rank 0's parameters and buffers to every rank (identical starting weights whatever the RNG did)."""
     if not _active():

@@ -154,7 +154,7 @@ def train(
                 # stage metrics that name their own section ("memory/loss") keep it; the rest go under train/
                 logged = {(k if "/" in k else f"train/{k}"): sum(v) / len(v) for k, v in window.items()}
                 logged.update({"train/lr": lr, "train/nonfinite_skipped": nonfinite_total})
-                tracker.log(_prefix(logged, metric_prefix), done)
+                tracker.log(_prefix(distributed.mean_metrics(logged), metric_prefix), done)
                 window.clear()
             if config.eval_every > 0 and done % config.eval_every == 0 and done < config.steps:
                 metrics = _evaluate_on_main(stage, model, eval_batches, seed=seed, device=device)
