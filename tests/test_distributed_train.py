@@ -6,13 +6,13 @@ which needs every rank's generators, RNG and carried STM back. A single process 
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
+from test_distributed_ops import _free_port
 
 from rxmrl.train.checkpoint import list_checkpoints
 from rxmrl.train.tracking import METRICS_FILE
@@ -37,12 +37,6 @@ SMALL = [
     "checkpoint.keep=20",
 ]
 MRL_ITERATIONS = 4  # 2 stages x 2 iterations per rank
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _torchrun(*args: str, nproc: int = 2) -> subprocess.CompletedProcess:
@@ -142,7 +136,8 @@ def test_accelerate_launch_trains_the_same_as_torchrun(tmp_path):
 @pytest.mark.slow
 def test_standalone_warm_start_with_moe_stays_in_step_and_resumes_exactly(tmp_path):
     # rxt-tiny routes each token to 2 of 4 experts: some experts get no gradient on one rank
-    args = ["joint-lm", "--config", "joint-lm", "--set", "steps=6", "--set", "save_every=3", "--set", "model=rxt-tiny",
+    args = ["joint-lm", "--config", "joint-lm", "--set", "steps=6", "--set", "save_every=3",
+            "--set", "model=rxt-tiny",
             "--set", 'model_set=["vocab_size=400", "max_seq_len=128"]', "--set", "tokenizer_vocab_size=400",
             "--set", "data.examples=64", "--set", "data.eval_examples=16", "--set", "batch_size=4",
             "--threads", "1", "--device", "cpu", "--no-progress"]

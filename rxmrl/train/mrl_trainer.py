@@ -196,7 +196,9 @@ class MrlTrainer:
             order = items[torch.randperm(len(items), generator=generator)]
             for chunk in self.split(order, size):
                 # an empty chunk only happens in a distributed run: this process adds zero gradients
-                terms = self.minibatch_terms(rollout, chunk, advantages, estimate.returns, anchors) if len(chunk) else None
+                terms = None
+                if len(chunk):
+                    terms = self.minibatch_terms(rollout, chunk, advantages, estimate.returns, anchors)
                 ok = self.agree(terms is None or all_finite([terms.total]))
                 optimizer.zero_grad(set_to_none=True)
                 if ok:
