@@ -203,3 +203,22 @@ def test_distributed_checkpoint_refuses_another_world_size(tmp_path):
     assert sorted(p.name for p in (path / "ranks").iterdir()) == ["rank-0.pt", "rank-1.pt"]
     with pytest.raises(CheckpointError, match="written by a run of 2 process"):
         load_run_checkpoint(path, model=model, generators={"g": generator})
+
+
+def test_epoch_batches_are_dealt_out_so_ranks_share_one_pass():
+    from types import SimpleNamespace
+
+    from rxmrl.train.curriculum import epoch_batches
+
+    pool = list(range(40))
+    stage = SimpleNamespace(batch_size=8, episodes_per_epoch=24)  # 12 batches of 2 episodes x 4 rollouts
+    single = epoch_batches(pool, stage, 4, seed=0, stage_index=1, epoch=2)
+    assert len(single) == 12
+    ranks = [epoch_batches(pool, stage, 4, seed=0, stage_index=1, epoch=2, rank=r, world=2) for r in range(2)]
+    assert [len(b) for b in ranks] == [6, 6]
+    assert ranks[0] == single[0::2] and ranks[1] == single[1::2]
+    # more ranks than batches: each still gets one (the epoch grows to one batch per rank)
+    small = SimpleNamespace(batch_size=8, episodes_per_epoch=2)
+    spread = [epoch_batches(pool, small, 4, seed=0, stage_index=0, epoch=0, rank=r, world=3) for r in range(3)]
+    assert [len(b) for b in spread] == [1, 1, 1]
+    assert len({tuple(b[0]) for b in spread}) == 3  # different episodes on every rank

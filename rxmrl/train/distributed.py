@@ -70,8 +70,9 @@ def init_from_env(device: str = "auto") -> bool:
 
 
 def local_device(device: str) -> str:
-    """The device this process trains on: `cuda`/`auto` become cuda:LOCAL_RANK in a distributed CUDA run."""
-    if _active() and device in ("cuda", "auto") and torch.cuda.is_available():
+    """The device this process trains on: `auto` and any `cuda[:N]` become cuda:LOCAL_RANK in a distributed
+    CUDA run (one GPU per process, as the launcher counts them)."""
+    if _active() and (device == "auto" or device.startswith("cuda")) and torch.cuda.is_available():
         return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
     return device
 
