@@ -34,6 +34,11 @@ from rxmrl.model.feedforward import SwiGLU
 from rxmrl.model.gemv import linear
 
 
+# Decode batches up to this size run every expert on every token (`_step_dense`); larger ones are routed.
+# Measured on CPU at D 128, H 384, 4 experts, top-2: dense wins clearly at 16 tokens, breaks even near 64.
+_DENSE_STEP_MAX_TOKENS = 32
+
+
 class MixtureOfExperts(nn.Module):
     def __init__(
         self,
@@ -103,6 +108,8 @@ class MixtureOfExperts(nn.Module):
             # On an accelerator, reading the routing back to the host would stall the device every layer.
             return self._step_gathered(x, residual)
         if x.dim() == 2:
+            if x.shape[0] <= _DENSE_STEP_MAX_TOKENS:
+                return self._step_dense(x, residual)
             routed, _ = self.forward(x[:, None], need_aux=False)
             return residual + routed[:, 0]
         probs = linear(x, self.router.weight).softmax(dim=-1, dtype=torch.float32)  # [E]
@@ -123,6 +130,32 @@ class MixtureOfExperts(nn.Module):
         if self.down_bias is not None:
             down += self.down_bias.index_select(0, experts)
         out = torch.addmv(residual, down.t(), weights.to(down.dtype))  # residual + sum_j w_j expert_j(x)
+        for shared in self.shared:
+            out = out + shared(x)
+        return out
+
+    def _step_dense(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """`step` for a small batch: x/residual [B, D] -> residual + MoE(x) [B, D].
+
+        Every expert runs on every token and the unchosen ones get weight 0, so the result is the routed
+        mixture. That is E/k times the routed arithmetic, but two large matmuls instead of a sort, k small
+        matmuls per expert and scatters: at batch 16 (a rollout's decode step) it is about 1.7x faster.
+        """
+        experts, hidden = self.num_experts, self.hidden
+        probs = linear(x, self.router.weight).softmax(dim=-1, dtype=torch.float32)  # [B, E]
+        weights, chosen = probs.topk(self.top_k, dim=-1)  # [B, k]
+        if self.renormalize:
+            weights = weights / weights.sum(dim=-1, keepdim=True)
+        mix = torch.zeros_like(probs).scatter_(1, chosen, weights).to(x.dtype)  # [B, E], 0 for unchosen experts
+        gate_up_bias = None if self.gate_up_bias is None else self.gate_up_bias.view(-1)
+        gate_up = F.linear(x, self.gate_up_weight.view(experts * 2 * hidden, -1), gate_up_bias)
+        gate_up = gate_up.view(-1, experts, 2 * hidden)  # [B, E, 2H]
+        # The mixing weight scales each expert's activation: sum_e w_e (a_e W2_e) = sum_e (w_e a_e) W2_e.
+        activated = F.silu(gate_up[..., :hidden]).mul_(gate_up[..., hidden:]).mul_(mix[..., None])  # [B, E, H]
+        down = torch.bmm(activated.transpose(0, 1), self.down_weight.transpose(1, 2)).sum(dim=0)  # [B, D]
+        out = residual + down
+        if self.down_bias is not None:
+            out = torch.addmm(out, mix, self.down_bias)
         for shared in self.shared:
             out = out + shared(x)
         return out
