@@ -139,8 +139,9 @@ class SelfAttention(nn.Module):
         hq, hkv, hd = self.query_heads, self.kv_heads, self.head_dim
         heads = linear(x, self.qkv.weight).view(*x.shape[:-1], hq + 2 * hkv, hd)  # [B, Hq + 2 Hkv, hd]
         qk = heads[..., : hq + hkv, :] @ rotation  # [B, Hq + Hkv, hd]
-        keys.index_copy_(2, slot_index, qk[..., hq:, :].view(-1, hkv, 1, hd))
-        values.index_copy_(2, slot_index, heads[..., hq + hkv :, :].view(-1, hkv, 1, hd))
+        # .to: under autocast the projections are in the low precision, the cache keeps the model's dtype.
+        keys.index_copy_(2, slot_index, qk[..., hq:, :].view(-1, hkv, 1, hd).to(keys.dtype))
+        values.index_copy_(2, slot_index, heads[..., hq + hkv :, :].view(-1, hkv, 1, hd).to(values.dtype))
         if end is not None:
             keys, values = keys.narrow(2, 0, end), values.narrow(2, 0, end)  # [B, Hkv, end, hd]
         out = single_query_attention(qk[..., :hq, :], keys, values, mask)  # [B, Hq * hd]
