@@ -192,12 +192,23 @@ class MixtureOfExperts(nn.Module):
         mean_prob = probs.mean(dim=0)  # P_e
         return self.num_experts * (fraction * mean_prob).sum()
 
-    def _expert(self, index: int, x: torch.Tensor) -> torch.Tensor:
-        """[n, D] through expert `index` -> [n, D]"""
-        gate_up_bias = None if self.gate_up_bias is None else self.gate_up_bias[index]
-        down_bias = None if self.down_bias is None else self.down_bias[index]
-        gate, up = F.linear(x, self.gate_up_weight[index], gate_up_bias).chunk(2, dim=-1)
-        return F.linear(F.silu(gate) * up, self.down_weight[index], down_bias)
+    def _expert(self, index: int, x: torch.Tensor, weights: tuple | None = None) -> torch.Tensor:
+        """[n, D] through expert `index` -> [n, D]; `weights` are its parameters from `_expert_weights`."""
+        if weights is None:
+            weights = tuple(None if t is None else t[index] for t in self._stacked())
+        gate_up_weight, gate_up_bias, down_weight, down_bias = weights
+        gate, up = F.linear(x, gate_up_weight, gate_up_bias).chunk(2, dim=-1)
+        return F.linear(F.silu(gate) * up, down_weight, down_bias)
+
+    def _stacked(self) -> tuple:
+        return self.gate_up_weight, self.gate_up_bias, self.down_weight, self.down_bias
+
+    def _expert_weights(self) -> list[tuple]:
+        """E x (gate_up_weight, gate_up_bias, down_weight, down_bias) of each expert (None for absent biases),
+        split with one unbind per stacked tensor: its backward is one stack, where indexing each expert would
+        give a full-size zero gradient per expert and tensor."""
+        split = [None if t is None else t.unbind(0) for t in self._stacked()]
+        return [tuple(None if t is None else t[e] for t in split) for e in range(self.num_experts)]
 
     def _single_token(self, x: torch.Tensor, weights: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
         """x [1, D], weights/experts [1, k] -> [1, D]"""
@@ -214,19 +225,19 @@ class MixtureOfExperts(nn.Module):
         return out
 
     def _grouped(self, x: torch.Tensor, weights: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
-        """x [N, D], weights/experts [N, k] -> [N, D]"""
+        """x [N, D], weights/experts [N, k] -> [N, D]
+
+        One gather puts the token-slots in expert order, each expert runs on its contiguous chunk, and one
+        index_add sums every token's k weighted outputs, so the backward pass is one scatter, one split and one
+        stack per stacked weight (forward + backward of 1.5k tokens: 64 -> 39 ms on CPU). A token's outputs
+        are still added in expert order.
+        """
         flat_experts = experts.reshape(-1)  # [N*k] token-slots, slot j of token n at n*k + j
         order = flat_experts.argsort(stable=True)  # token-slots grouped by expert
         token_of_slot = order // self.top_k  # [N*k]
-        weight_of_slot = weights.reshape(-1)[order]  # [N*k]
         counts = torch.bincount(flat_experts, minlength=self.num_experts).tolist()
-        out = x.new_zeros(x.shape)
-        offset = 0
-        for index, count in enumerate(counts):
-            if count == 0:
-                continue
-            rows = token_of_slot[offset : offset + count]
-            y = self._expert(index, x[rows]) * weight_of_slot[offset : offset + count, None]
-            out = out.index_add(0, rows, y.to(out.dtype))
-            offset += count
-        return out
+        per_expert = self._expert_weights()
+        chunks = x.index_select(0, token_of_slot).split(counts)  # E x [count_e, D]
+        y = torch.cat([self._expert(index, chunk, per_expert[index]) for index, chunk in enumerate(chunks) if len(chunk)])
+        y = y * weights.reshape(-1)[order, None]  # [N*k, D]
+        return x.new_zeros(x.shape).index_add(0, token_of_slot, y.to(x.dtype))
