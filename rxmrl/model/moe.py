@@ -229,8 +229,9 @@ class MixtureOfExperts(nn.Module):
 
         One gather puts the token-slots in expert order, each expert runs on its contiguous chunk, and one
         index_add sums every token's k weighted outputs, so the backward pass is one scatter, one split and one
-        stack per stacked weight (forward + backward of 1.5k tokens: 64 -> 39 ms on CPU). A token's outputs
-        are still added in expert order.
+        stack per stacked weight instead of a gather, a scatter and a full-size zero gradient per expert
+        (forward + backward of 1.5k tokens on CPU: ~5% faster, 40 -> 38 ms). A token's outputs are still
+        added in expert order.
         """
         flat_experts = experts.reshape(-1)  # [N*k] token-slots, slot j of token n at n*k + j
         order = flat_experts.argsort(stable=True)  # token-slots grouped by expert
