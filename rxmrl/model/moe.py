@@ -155,7 +155,7 @@ class MixtureOfExperts(nn.Module):
         down = torch.bmm(activated.transpose(0, 1), self.down_weight.transpose(1, 2)).sum(dim=0)  # [B, D]
         out = residual + down
         if self.down_bias is not None:
-            out = torch.addmm(out, mix, self.down_bias)
+            out = out + mix @ self.down_bias  # an add, not addmm: under autocast the residual keeps its dtype
         for shared in self.shared:
             out = out + shared(x)
         return out
