@@ -4,8 +4,9 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from rxmrl.model.attention import CrossAttention, SelfAttention
+from rxmrl.model.attention import CrossAttention, SelfAttention, single_query_attention
 from rxmrl.model.config import AttentionConfig
 from rxmrl.model.masks import causal_padding_mask, padding_mask, positions_from_mask
 from rxmrl.model.rope import RotaryEmbedding, apply_rotary, rotate_half
@@ -152,3 +153,21 @@ def test_flash_attention_path_matches_sdpa():
         flash = scaled_attention(q, k, v, None, causal, use_flash=True)
         sdpa = scaled_attention(q, k, v, None, causal, use_flash=False)
         torch.testing.assert_close(flash, sdpa, atol=2e-2, rtol=2e-2)
+
+
+@pytest.mark.parametrize("kv_heads", [1, 2, 4])
+def test_single_query_attention_equals_repeated_kv_heads(kv_heads):
+    """Query heads folded onto their shared key/value head = sdpa with the kv heads repeated (GQA, MQA, MHA)."""
+    torch.manual_seed(3)
+    q = torch.randn(3, 4, 8)  # [B, Hq, hd]
+    keys, values = torch.randn(3, kv_heads, 10, 8), torch.randn(3, kv_heads, 10, 8)
+    mask = torch.ones(3, 1, 1, 10, dtype=torch.bool)
+    mask[1, ..., 6:] = False
+    for m in (None, mask):
+        repeat = 4 // kv_heads
+        expected = F.scaled_dot_product_attention(
+            q[:, :, None], keys.repeat_interleave(repeat, dim=1), values.repeat_interleave(repeat, dim=1), attn_mask=m
+        )  # [B, Hq, 1, hd]
+        torch.testing.assert_close(single_query_attention(q, keys, values, m), expected.reshape(3, 32))
+    one = single_query_attention(q[0], keys[:1], values[:1], None)  # a batch of one as [Hq, hd]
+    torch.testing.assert_close(one, single_query_attention(q[:1], keys[:1], values[:1], None))

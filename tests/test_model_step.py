@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from rxmrl.model import RxT, load_preset
 from rxmrl.model.gemv import linear
 from rxmrl.model.kv_cache import KVCache
-from rxmrl.model.moe import MixtureOfExperts
+from rxmrl.model.moe import _DENSE_STEP_MAX_TOKENS, MixtureOfExperts
 from rxmrl.model.norm import RMSNorm
 from rxmrl.model.rope import RotaryEmbedding, apply_rotary
 
@@ -116,6 +116,12 @@ def test_moe_step_equals_forward(bias, shared, renormalize):
         torch.testing.assert_close(moe.step(x, residual), expected, atol=1e-6, rtol=1e-5)
         expected_rows = residuals + moe(rows[:, None])[0][:, 0]
         torch.testing.assert_close(moe.step(rows, residuals), expected_rows, atol=1e-6, rtol=1e-5)
+        # Small batches run every expert with zero weights for the unchosen ones (`_step_dense`); a batch above
+        # its limit is routed: both must give the routed mixture.
+        many, many_residuals = torch.randn(_DENSE_STEP_MAX_TOKENS + 8, 8), torch.randn(_DENSE_STEP_MAX_TOKENS + 8, 8)
+        expected_many = many_residuals + moe(many[:, None])[0][:, 0]
+        torch.testing.assert_close(moe.step(many, many_residuals), expected_many, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(moe._step_dense(many, many_residuals), expected_many, atol=1e-6, rtol=1e-5)
         # The tensor-indexed form (used under torch.compile and on accelerators) computes the same.
         torch.testing.assert_close(moe._step_gathered(x, residual), expected, atol=1e-6, rtol=1e-5)
         torch.testing.assert_close(moe._step_gathered(rows, residuals), expected_rows, atol=1e-6, rtol=1e-5)
@@ -123,11 +129,12 @@ def test_moe_step_equals_forward(bias, shared, renormalize):
 
 def test_step_leaves_the_residual_input_untouched():
     moe = MixtureOfExperts(8, 16, 4, 2, bias=False)
-    residual = torch.randn(8)
-    before = residual.clone()
-    with torch.no_grad():
-        moe.step(torch.randn(8), residual)
-    assert torch.equal(residual, before)
+    for shape in ((8,), (3, 8)):  # the one-vector path and the small-batch (dense) path
+        residual = torch.randn(shape)
+        before = residual.clone()
+        with torch.no_grad():
+            moe.step(torch.randn(shape), residual)
+        assert torch.equal(residual, before)
 
 
 @pytest.mark.parametrize("batch", [1, 3])

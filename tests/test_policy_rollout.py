@@ -34,13 +34,13 @@ def setup():
     return episodes, tokenizer, policy
 
 
-def collect(setup, *, teacher_forcing=False, start_stm=None, reset=None, seed=0, episodes=None, keep=1):
+def collect(setup, *, teacher_forcing=False, start_stm=None, reset=None, seed=0, episodes=None, keep=1, **settings):
     all_episodes, tokenizer, policy = setup
     episodes = episodes or all_episodes
     env_reward, filtered = tolerant_reward(word_overlap, "word_overlap")
     env = make_env(episodes, tokenizer, env_reward, steps=3, seed=seed, max_query_len=40, max_answer_len=13,
                    max_interaction_len=160)
-    settings = RolloutSettings(max_new_tokens=12, teacher_forcing=teacher_forcing, max_interaction_len=160)
+    settings = RolloutSettings(max_new_tokens=12, teacher_forcing=teacher_forcing, max_interaction_len=160, **settings)
     return collect_rollout(policy, env, filtered, settings, pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id,
                            start_stm=start_stm, reset=reset,
                            memory_generator=torch.Generator().manual_seed(seed),
@@ -161,3 +161,14 @@ def test_join_padded_concatenates_real_tokens():
     assert mask.all()
     ids, mask = join_padded(left, left != 0, right, right != 0, pad_id=0, max_len=2)
     assert ids.tolist() == [[1, 2], [3, 5]]
+
+
+@pytest.mark.slow
+def test_compiled_decoding_collects_the_eager_rollout(setup):
+    """`RolloutSettings.compile` only changes how decode steps run: greedy answers and everything stored agree."""
+    eager = collect(setup, greedy=True)
+    compiled = collect(setup, greedy=True, compile=True)
+    assert torch.equal(compiled.answers, eager.answers) and torch.equal(compiled.answer_mask, eager.answer_mask)
+    torch.testing.assert_close(compiled.logprobs, eager.logprobs, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(compiled.snapshots, eager.snapshots)
+    torch.testing.assert_close(compiled.rewards, eager.rewards, equal_nan=True)

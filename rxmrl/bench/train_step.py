@@ -5,7 +5,8 @@
 One iteration = collect `batch` synthetic episodes of `steps` follow-ups through the vectorised environment
 (generation with the KV cache, the reward, memory writes) + one IMPO update epoch over all their answers.
 Every answer is forced to exactly `answer-tokens` tokens (no early end) so timings are comparable. The first
-iteration warms up and is not counted; the JSON holds every measured run and their medians, and the peak
+iteration warms up and is not counted (its wall time is `warmup_s`: with `--compile` it holds the compile
+cost); the JSON holds every measured run, wall and CPU (process) seconds and their medians, and the peak
 resident memory of the process (`resource.getrusage`).
 """
 
@@ -23,6 +24,8 @@ from rxmrl.bench.report import machine_info, write_json
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="rxt-alpha-micro", help="model preset (random weights)")
+    parser.add_argument("--set", dest="set_items", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a preset value, e.g. --set vocab_size=512 (repeatable)")
     parser.add_argument("--batch", type=int, default=16, help="episodes per iteration")
     parser.add_argument("--steps", type=int, default=4, help="follow-ups per episode")
     parser.add_argument("--answer-tokens", type=int, default=64, help="tokens generated for every answer")
@@ -31,6 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="measured iterations after one warm-up")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--compile", action="store_true",
+                        help="decode rollouts through torch.compile (its compile time lands in the warm-up iteration, "
+                             "reported as warmup_s)")
+    parser.add_argument("--autocast", choices=("none", "bf16"), default="none",
+                        help="bf16: run rollout and update under torch.autocast in bfloat16 (changes results; "
+                             "fp32 by default)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", dest="json_out", help="write the results to this JSON file")
 
@@ -57,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     strategy = "single" if args.steps == 1 else "cumulative"
     episodes = synthesize_episodes(args.batch * (args.repeats + 1), steps=args.steps, strategy=strategy, seed=args.seed)
-    config = load_preset(args.preset)
+    config = load_preset(args.preset, set_items=args.set_items)
     texts = [t for e in episodes for i in e.interactions for t in (i.query, i.answer)]
     tokenizer = train_tokenizer(texts, min(config.vocab_size, 2000))
     model = RxT(config).to(device).eval()
@@ -68,31 +77,38 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--answer-tokens {args.answer_tokens}: a {max_query}-token query plus the answer must fit "
                           f"the model's max_seq_len {config.max_seq_len}")
     settings = RolloutSettings(max_new_tokens=args.answer_tokens, max_interaction_len=config.max_seq_len,
-                               force_length=True, final_write=False)
+                               force_length=True, final_write=False, compile=args.compile)
     impo = ImpoConfig(minibatch_size=args.minibatch, update_epochs=1)
-    trainer = MrlTrainer(policy, impo)
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if args.autocast == "bf16" else None
+    trainer = MrlTrainer(policy, impo, autocast=autocast)
     optimizer = build_optimizer(policy, LearningRates())
     generators = {name: torch.Generator(device=device).manual_seed(args.seed + i) for i, name in enumerate(("s", "m"))}
     update_generator = torch.Generator().manual_seed(args.seed)
 
-    rollout_times, update_times, answer_tokens = [], [], []
+    # wall and CPU (process) seconds of each phase; CPU time is less disturbed by other jobs on a shared box
+    wall: dict[str, list[float]] = {"rollout": [], "update": []}
+    cpu: dict[str, list[float]] = {"rollout": [], "update": []}
+    answer_tokens, warmup_s = [], 0.0
     for repeat in range(args.repeats + 1):
         batch = episodes[repeat * args.batch : (repeat + 1) * args.batch]
         env = make_env(batch, tokenizer, env_reward, steps=args.steps, seed=args.seed + repeat, max_query_len=max_query,
                        max_answer_len=args.answer_tokens + 1, max_interaction_len=config.max_seq_len)
         _sync(device)
-        start = time.perf_counter()
+        clocks = [(time.perf_counter(), time.process_time())]
         rollout = collect_rollout(policy, env, filtered, settings, pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id,
-                                  memory_generator=generators["m"], sample_generator=generators["s"])
+                                  memory_generator=generators["m"], sample_generator=generators["s"], autocast=autocast)
         _sync(device)
-        middle = time.perf_counter()
+        clocks.append((time.perf_counter(), time.process_time()))
         trainer.update(rollout, optimizer, update_generator)
         _sync(device)
-        end = time.perf_counter()
-        if repeat > 0:  # the first iteration warms caches and allocators up
-            rollout_times.append(middle - start)
-            update_times.append(end - middle)
-            answer_tokens.append(float(rollout.answer_mask.sum(-1).float().mean()))
+        clocks.append((time.perf_counter(), time.process_time()))
+        if repeat == 0:  # the first iteration warms caches and allocators up (and compiles, with --compile)
+            warmup_s = clocks[2][0] - clocks[0][0]
+            continue
+        for phase, (before, after) in zip(("rollout", "update"), zip(clocks, clocks[1:])):
+            wall[phase].append(after[0] - before[0])
+            cpu[phase].append(after[1] - before[1])
+        answer_tokens.append(float(rollout.answer_mask.sum(-1).float().mean()))
 
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     result = {
@@ -103,9 +119,13 @@ def run(args: argparse.Namespace) -> int:
         "answer_tokens_measured": statistics.median(answer_tokens),
         "reward": args.reward,
         "minibatch": args.minibatch,
-        "rollout_s": {"median": statistics.median(rollout_times), "runs": rollout_times},
-        "update_s": {"median": statistics.median(update_times), "runs": update_times},
-        "iteration_s": {"median": statistics.median(r + u for r, u in zip(rollout_times, update_times))},
+        "autocast": args.autocast,
+        "compile": args.compile,
+        "warmup_s": warmup_s,
+        **{f"{phase}_s": {"median": statistics.median(wall[phase]), "runs": wall[phase],
+                          "cpu_median": statistics.median(cpu[phase]), "cpu_runs": cpu[phase]} for phase in wall},
+        "iteration_s": {"median": statistics.median(r + u for r, u in zip(wall["rollout"], wall["update"])),
+                        "cpu_median": statistics.median(r + u for r, u in zip(cpu["rollout"], cpu["update"]))},
         "peak_rss_mb": peak_kb / 1024 if sys.platform != "darwin" else peak_kb / 2**20,
         "machine": machine_info(device),
     }

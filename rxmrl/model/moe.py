@@ -34,6 +34,11 @@ from rxmrl.model.feedforward import SwiGLU
 from rxmrl.model.gemv import linear
 
 
+# Decode batches up to this size run every expert on every token (`_step_dense`); larger ones are routed.
+# Measured on CPU at D 128, H 384, 4 experts, top-2: dense wins clearly at 16 tokens, breaks even near 64.
+_DENSE_STEP_MAX_TOKENS = 32
+
+
 class MixtureOfExperts(nn.Module):
     def __init__(
         self,
@@ -103,6 +108,8 @@ class MixtureOfExperts(nn.Module):
             # On an accelerator, reading the routing back to the host would stall the device every layer.
             return self._step_gathered(x, residual)
         if x.dim() == 2:
+            if x.shape[0] <= _DENSE_STEP_MAX_TOKENS:
+                return self._step_dense(x, residual)
             routed, _ = self.forward(x[:, None], need_aux=False)
             return residual + routed[:, 0]
         probs = linear(x, self.router.weight).softmax(dim=-1, dtype=torch.float32)  # [E]
@@ -123,6 +130,32 @@ class MixtureOfExperts(nn.Module):
         if self.down_bias is not None:
             down += self.down_bias.index_select(0, experts)
         out = torch.addmv(residual, down.t(), weights.to(down.dtype))  # residual + sum_j w_j expert_j(x)
+        for shared in self.shared:
+            out = out + shared(x)
+        return out
+
+    def _step_dense(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """`step` for a small batch: x/residual [B, D] -> residual + MoE(x) [B, D].
+
+        Every expert runs on every token and the unchosen ones get weight 0, so the result is the routed
+        mixture. That is E/k times the routed arithmetic, but two large matmuls instead of a sort, k small
+        matmuls per expert and scatters: at batch 16 (a rollout's decode step) it is about 1.7x faster.
+        """
+        experts, hidden = self.num_experts, self.hidden
+        probs = linear(x, self.router.weight).softmax(dim=-1, dtype=torch.float32)  # [B, E]
+        weights, chosen = probs.topk(self.top_k, dim=-1)  # [B, k]
+        if self.renormalize:
+            weights = weights / weights.sum(dim=-1, keepdim=True)
+        mix = torch.zeros_like(probs).scatter_(1, chosen, weights).to(x.dtype)  # [B, E], 0 for unchosen experts
+        gate_up_bias = None if self.gate_up_bias is None else self.gate_up_bias.view(-1)
+        gate_up = F.linear(x, self.gate_up_weight.view(experts * 2 * hidden, -1), gate_up_bias)
+        gate_up = gate_up.view(-1, experts, 2 * hidden)  # [B, E, 2H]
+        # The mixing weight scales each expert's activation: sum_e w_e (a_e W2_e) = sum_e (w_e a_e) W2_e.
+        activated = F.silu(gate_up[..., :hidden]).mul_(gate_up[..., hidden:]).mul_(mix[..., None])  # [B, E, H]
+        down = torch.bmm(activated.transpose(0, 1), self.down_weight.transpose(1, 2)).sum(dim=0)  # [B, D]
+        out = residual + down
+        if self.down_bias is not None:
+            out = out + mix @ self.down_bias  # an add, not addmm: under autocast the residual keeps its dtype
         for shared in self.shared:
             out = out + shared(x)
         return out
@@ -159,12 +192,23 @@ class MixtureOfExperts(nn.Module):
         mean_prob = probs.mean(dim=0)  # P_e
         return self.num_experts * (fraction * mean_prob).sum()
 
-    def _expert(self, index: int, x: torch.Tensor) -> torch.Tensor:
-        """[n, D] through expert `index` -> [n, D]"""
-        gate_up_bias = None if self.gate_up_bias is None else self.gate_up_bias[index]
-        down_bias = None if self.down_bias is None else self.down_bias[index]
-        gate, up = F.linear(x, self.gate_up_weight[index], gate_up_bias).chunk(2, dim=-1)
-        return F.linear(F.silu(gate) * up, self.down_weight[index], down_bias)
+    def _expert(self, index: int, x: torch.Tensor, weights: tuple | None = None) -> torch.Tensor:
+        """[n, D] through expert `index` -> [n, D]; `weights` are its parameters from `_expert_weights`."""
+        if weights is None:
+            weights = tuple(None if t is None else t[index] for t in self._stacked())
+        gate_up_weight, gate_up_bias, down_weight, down_bias = weights
+        gate, up = F.linear(x, gate_up_weight, gate_up_bias).chunk(2, dim=-1)
+        return F.linear(F.silu(gate) * up, down_weight, down_bias)
+
+    def _stacked(self) -> tuple:
+        return self.gate_up_weight, self.gate_up_bias, self.down_weight, self.down_bias
+
+    def _expert_weights(self) -> list[tuple]:
+        """E x (gate_up_weight, gate_up_bias, down_weight, down_bias) of each expert (None for absent biases),
+        split with one unbind per stacked tensor: its backward is one stack, where indexing each expert would
+        give a full-size zero gradient per expert and tensor."""
+        split = [None if t is None else t.unbind(0) for t in self._stacked()]
+        return [tuple(None if t is None else t[e] for t in split) for e in range(self.num_experts)]
 
     def _single_token(self, x: torch.Tensor, weights: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
         """x [1, D], weights/experts [1, k] -> [1, D]"""
@@ -181,19 +225,20 @@ class MixtureOfExperts(nn.Module):
         return out
 
     def _grouped(self, x: torch.Tensor, weights: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
-        """x [N, D], weights/experts [N, k] -> [N, D]"""
+        """x [N, D], weights/experts [N, k] -> [N, D]
+
+        One gather puts the token-slots in expert order, each expert runs on its contiguous chunk, and one
+        index_add sums every token's k weighted outputs, so the backward pass is one scatter, one split and one
+        stack per stacked weight instead of a gather, a scatter and a full-size zero gradient per expert
+        (forward + backward of 1.5k tokens on CPU: ~5% faster, 40 -> 38 ms). A token's outputs are still
+        added in expert order.
+        """
         flat_experts = experts.reshape(-1)  # [N*k] token-slots, slot j of token n at n*k + j
         order = flat_experts.argsort(stable=True)  # token-slots grouped by expert
         token_of_slot = order // self.top_k  # [N*k]
-        weight_of_slot = weights.reshape(-1)[order]  # [N*k]
         counts = torch.bincount(flat_experts, minlength=self.num_experts).tolist()
-        out = x.new_zeros(x.shape)
-        offset = 0
-        for index, count in enumerate(counts):
-            if count == 0:
-                continue
-            rows = token_of_slot[offset : offset + count]
-            y = self._expert(index, x[rows]) * weight_of_slot[offset : offset + count, None]
-            out = out.index_add(0, rows, y.to(out.dtype))
-            offset += count
-        return out
+        per_expert = self._expert_weights()
+        chunks = x.index_select(0, token_of_slot).split(counts)  # E x [count_e, D]
+        y = torch.cat([self._expert(index, chunk, per_expert[index]) for index, chunk in enumerate(chunks) if len(chunk)])
+        y = y * weights.reshape(-1)[order, None]  # [N*k, D]
+        return x.new_zeros(x.shape).index_add(0, token_of_slot, y.to(x.dtype))

@@ -109,13 +109,15 @@ class RxTPolicy(nn.Module):
         context: torch.Tensor | None = None,
         context_mask: torch.Tensor | None = None,
         with_values: bool = True,
+        compile: bool = False,
     ) -> PolicyStep:
         """Sample (or greedily pick) an answer from the memory, with the critic's value of the situation.
 
-        `eos_id=None` never stops early: every answer gets `max_new_tokens` tokens."""
+        `eos_id=None` never stops early: every answer gets `max_new_tokens` tokens. `compile` decodes through
+        torch.compile (see `rxmrl.model.generation.generate`)."""
         gen = self.model.generate(
             query, query_mask, stm, max_new_tokens=max_new_tokens, eos_id=eos_id, pad_id=pad_id, greedy=greedy,
-            temperature=temperature, top_k=top_k, top_p=top_p, generator=generator,
+            temperature=temperature, top_k=top_k, top_p=top_p, generator=generator, compile=compile,
         )
         values = (self.value(query, query_mask, stm, context, context_mask) if with_values
                   else query.new_zeros(query.shape[0], dtype=torch.float32))

@@ -42,6 +42,9 @@ class RolloutSettings:
     force_length: bool = False  # never stop at EOS: every answer has max_new_tokens tokens (benchmarks)
     final_write: bool = True  # also write the last interaction (only needed to carry the STM on)
     max_interaction_len: int | None = None  # longest interaction written to memory (None = no cut)
+    # Decode through torch.compile (`Decoder.step(compiled=True)`). Off: on a CPU the first rollout compiles
+    # for about a minute, and at batch 16 the compiled step was not faster than the eager one (BENCHMARKS.md).
+    compile: bool = False
 
 
 @dataclass
@@ -165,7 +168,7 @@ def collect_rollout(
                 eos_id=None if settings.force_length else eos_id, pad_id=pad_id,
                 greedy=settings.greedy, temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p,
                 generator=sample_generator, context=context, context_mask=context_mask,
-                with_values=settings.with_values,
+                with_values=settings.with_values, compile=settings.compile,
             )
         answer, answer_mask = step.answer, step.answer_mask
         if not settings.force_length:
