@@ -8,7 +8,9 @@ import pytest
 from rxmrl.errors import ConfigError
 from rxmrl.model import load_preset
 from rxmrl.train.curriculum_config import curriculum_from_dict, load_curriculum
-from rxmrl.train.final_benchmark import benchmark_limits, run_final_benchmark, summary_table
+from rxmrl.train.final_benchmark import (
+    benchmark_limits, check_benchmark_packages, run_final_benchmark, summary_table,
+)
 from rxmrl.train.setup import check_lengths
 
 
@@ -107,3 +109,26 @@ def test_existing_results_are_not_measured_again(tmp_path):
     assert (out / "retention.png").stat().st_size > 0
     assert (out / "summary.md").read_text() == summary_table(RESULTS)
 
+
+
+@pytest.mark.parametrize(("absent", "stateless", "extra"), [("trl", True, "baseline"), ("matplotlib", False, "plot")])
+def test_a_missing_benchmark_package_fails_before_training(monkeypatch, absent, stateless, extra):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == absent else real_find_spec(name, *a))
+    config = curriculum_from_dict(minimal(stateless=stateless), source="t.toml")
+    with pytest.raises(ConfigError, match=rf"needs {absent}.*rxmrl\[{extra}\]"):
+        check_benchmark_packages(config)
+    # without a [benchmark] table nothing is needed
+    raw = minimal()
+    del raw["benchmark"]
+    check_benchmark_packages(curriculum_from_dict(raw, source="t.toml"))
+
+
+def test_stateless_off_does_not_need_trl(monkeypatch):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "trl" else real_find_spec(name, *a))
+    check_benchmark_packages(curriculum_from_dict(minimal(stateless=False), source="t.toml"))

@@ -71,16 +71,21 @@ def test_backprop_depth_matters_only_when_an_answer_has_older_writes_behind_it(t
     assert not torch.allclose(deep, shallow)
 
 
-def test_answer_loss_equals_cross_entropy_on_answer_tokens_only(tokenizer):
-    """The SMAT loss is the decoder's CE on follow-up answers (+[EOS]) given the written STM."""
+@pytest.mark.parametrize("fact_weight", [1.0, 3.0])
+def test_answer_loss_equals_cross_entropy_on_answer_tokens_only(tokenizer, fact_weight):
+    """The SMAT loss is the decoder's CE on follow-up answers (+[EOS]) given the written STM; fact-value
+    tokens weigh `fact_weight` (a weighted mean)."""
     model = _model()
-    stage = SmatStage(model, tokenizer, steps=1, aux_loss_weight=0.0)
+    stage = SmatStage(model, tokenizer, steps=1, aux_loss_weight=0.0, fact_weight=fact_weight)
     stage.before_step(0)
     batch = _batch(tokenizer, steps=2)
+    # a 300-token vocabulary spells no fact value in one token: treat two answer tokens as the fact values
+    stage.fact_ids = batch.tokens[0, 1][batch.answer_mask[0, 1]][:2].unique()
+    facts = set(stage.fact_ids.tolist())
     loss, metrics = stage.loss(batch, torch.Generator().manual_seed(0))
     # recompute by hand with the model's public API
     stm = model.initial_stm(3, generator=torch.Generator().manual_seed(0))
-    nll, count = 0.0, 0
+    nll, count, n_facts = 0.0, 0, 0
     with torch.no_grad():
         for k in (1, 2):
             stm = model.update_memory(stm, batch.tokens[:, k - 1], batch.mask[:, k - 1])
@@ -90,7 +95,10 @@ def test_answer_loss_equals_cross_entropy_on_answer_tokens_only(tokenizer):
             for b in range(3):
                 for t in range(len(tokens[b]) - 1):
                     if answer[b][t + 1]:  # position t predicts token t + 1
-                        nll -= logp[b][t][tokens[b][t + 1]]
-                        count += 1
+                        weight = fact_weight if tokens[b][t + 1] in facts else 1.0
+                        nll -= weight * logp[b][t][tokens[b][t + 1]]
+                        count += weight
+                        n_facts += weight != 1.0
+    assert fact_weight == 1.0 or n_facts > 0  # the batch's answers do spell fact values
     assert loss.item() == pytest.approx(nll / count, rel=1e-4)
     assert metrics["lm_loss"] == pytest.approx(nll / count, rel=1e-4)

@@ -41,6 +41,7 @@ from rxmrl.train import distributed
 from rxmrl.train.checkpoint import latest_checkpoint, load_run_checkpoint, save_run_checkpoint
 from rxmrl.train.curriculum_config import CurriculumConfig, StageConfig, save_resolved, validate_warmstart
 from rxmrl.train.evaluation import evaluate_heldout, format_sample
+from rxmrl.train.final_benchmark import check_benchmark_packages
 from rxmrl.train.guard import tolerant_reward
 from rxmrl.train.mrl_trainer import MrlTrainer, build_optimizer, rollout_metrics
 from rxmrl.train.rollout import RolloutSettings, collect_rollout, make_env
@@ -110,6 +111,7 @@ def run_curriculum(config: CurriculumConfig, run_dir: str | Path, *, resume: boo
     curriculum); without it the folder must not already hold a run.
     """
     run_dir = Path(run_dir)
+    check_benchmark_packages(config)
     if not resume and distributed.broadcast_object(latest_checkpoint(run_dir) is not None):
         raise CheckpointError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose a new --out")
     if config.threads:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rxmrl.errors import CheckpointError
+from rxmrl.errors import CheckpointError, ConfigError
 from rxmrl.train.curriculum_config import CurriculumConfig
 
 WARMSTART_FINAL = "warmstart-final"
@@ -63,6 +63,25 @@ def heldout_episodes(config: CurriculumConfig) -> list[Any]:
     subset = None if source == "synthetic" else data.subset_for(bench.steps)
     return select_benchmark_episodes(source, subset, bench.split, bench.steps, bench.strategy, bench.episodes,
                                      config.seed)
+
+
+def check_benchmark_packages(config: CurriculumConfig) -> None:
+    """Fail before any training when the end-of-run benchmark would miss a package (TRL for the stateless
+    baseline, matplotlib for the plot): a demo must not train for half an hour and then stop at an import."""
+    from importlib.util import find_spec
+
+    bench = config.benchmark
+    if bench is None:
+        return
+    needed = {"matplotlib": "plot"}
+    if bench.stateless:
+        needed.update({"trl": "baseline", "transformers": "baseline"})
+    missing = sorted(name for name in needed if find_spec(name) is None)
+    if missing:
+        extras = ",".join(sorted({needed[name] for name in missing}))
+        raise ConfigError(f"[benchmark]: the end-of-run benchmark needs {', '.join(missing)}; install them with "
+                          f"`pip install 'rxmrl[{extras}]'` (or `bash scripts/install.sh {extras}`), or remove "
+                          f"[benchmark] from the curriculum")
 
 
 def run_final_benchmark(config: CurriculumConfig, run_dir: str | Path, reward: Any, *,

@@ -96,6 +96,7 @@ class WarmStartConfig:
     bptt_depth: int = 1  # memory updates each answer's loss backpropagates through (1 = the latest only)
     unfreeze_memory_attention_at: float = 0.1  # fraction of `steps` trained with memory attention frozen
     unfreeze_encoder_at: float = 0.2  # fraction of `steps` trained with the encoder (and embedding) frozen
+    fact_weight: float = 1.0  # loss weight of answer tokens that spell a synthetic fact value (1 = plain mean)
     data: WarmStartData = field(default_factory=WarmStartData)
 
     def __post_init__(self) -> None:
@@ -114,8 +115,8 @@ class WarmStartConfig:
         if self.stage in ("joint-lm", "sft") and self.mlm_probability == 0.0:
             raise ConfigError("mlm_probability: must be above 0 (the encoder learns from the masked tokens)")
         non_negative = ("weight_decay", "max_grad_norm", "log_every", "eval_every", "save_every", "keep",
-                        "aux_loss_weight", "mlm_weight", "memory_noise", "new_data_weight_decay", "weight_jitter",
-                        "target_noise", "stm_noise")
+                        "aux_loss_weight", "mlm_weight", "memory_noise", "fact_weight", "new_data_weight_decay",
+                        "weight_jitter", "target_noise", "stm_noise")
         for key in non_negative:
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key}: must not be negative, got {getattr(self, key)}")
