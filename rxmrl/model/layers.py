@@ -34,6 +34,11 @@ def build_ffn(config: RxTConfig, ffn: FeedForwardConfig) -> nn.Module:
     return SwiGLU(config.dim, ffn.hidden, bias=config.ffn_bias)
 
 
+def build_self_attention(config: RxTConfig, heads: int, spec: AttentionConfig) -> SelfAttention:
+    return SelfAttention(config.dim, heads, spec, out_bias=config.attention_out_bias,
+                         use_flash=config.use_flash_attention)
+
+
 class MemoryCrossAttention(CrossAttention):
     """Read the memory: queries from the token stream (RoPE on q only), keys/values from normalised memory."""
 
@@ -59,13 +64,7 @@ class DecoderLayer(nn.Module):
         super().__init__()
         spec = config.decoder
         self.self_norm = RMSNorm(config.dim, config.norm_eps)
-        self.self_attention = SelfAttention(
-            config.dim,
-            spec.heads,
-            spec.self_attention,
-            out_bias=config.attention_out_bias,
-            use_flash=config.use_flash_attention,
-        )
+        self.self_attention = build_self_attention(config, spec.heads, spec.self_attention)
         self.cross_norm = RMSNorm(config.dim, config.norm_eps)
         self.cross_attention = MemoryCrossAttention(config, spec.heads, spec.cross_attention)
         self.ffn_norm = RMSNorm(config.dim, config.norm_eps)
@@ -121,20 +120,14 @@ class EncoderLayer(nn.Module):
         super().__init__()
         spec = config.encoder
         self.self_norm = RMSNorm(config.dim, config.norm_eps)
-        self.self_attention = SelfAttention(
-            config.dim,
-            spec.heads,
-            spec.self_attention,
-            out_bias=config.attention_out_bias,
-            use_flash=config.use_flash_attention,
-        )
+        self.self_attention = build_self_attention(config, spec.heads, spec.self_attention)
         self.cross_norm: RMSNorm | None = None
         self.cross_attention: MemoryCrossAttention | None = None
         if spec.cross_attention is not None:
             self.cross_norm = RMSNorm(config.dim, config.norm_eps)
             self.cross_attention = MemoryCrossAttention(config, spec.heads, spec.cross_attention)
         self.ffn_norm = RMSNorm(config.dim, config.norm_eps)
-        self.ffn = SwiGLU(config.dim, spec.ffn.hidden, bias=config.ffn_bias)
+        self.ffn = build_ffn(config, spec.ffn)  # dense: the config refuses an MoE encoder
 
     def forward(
         self, x: torch.Tensor, rope: Rope, mask: torch.Tensor | None, memory: torch.Tensor | None
