@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         torch.manual_seed(args.seed)  # fresh weights of a preset are drawn from the seed (and rank 0's are shared)
         model = build_model(config)
         # rank 0 finds or trains the tokenizer; the others use that very one (no N-fold training)
-        tokenizer = distributed.broadcast_object(build_tokenizer(config, out_dir) if main else None)
+        tokenizer = distributed.from_main(lambda: build_tokenizer(config, out_dir))
         if main:
             print(f"rxmrl warmstart {config.stage}: model {config.model}, {config.steps} steps -> {out_dir}")
         metrics = run_warmstart(config.warmstart(), model, tokenizer, out_dir, seed=args.seed, device=device,

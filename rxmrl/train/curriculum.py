@@ -134,11 +134,8 @@ class _Runner:
         self.progress = progress and distributed.is_main()  # one bar and one set of messages per run
         self.stages = config.expanded_stages()
         self.tracker = Tracker(run_dir, enabled=distributed.is_main())
-        if not distributed.is_main():
-            distributed.barrier()  # rank 0 trains and saves the tokenizer; the others read it
-        self.tokenizer = build_tokenizer(config, run_dir)
-        if distributed.is_main():
-            distributed.barrier()
+        # rank 0 finds or trains (and saves) the tokenizer; the others use that very one
+        self.tokenizer = distributed.from_main(lambda: build_tokenizer(config, run_dir))
         self.model = build_model(config, self.tokenizer, seed=derive_seed(config.seed, "model"))
         distributed.broadcast_module(self.model)
         check_lengths(config, self.model.config.max_seq_len)
@@ -350,10 +347,7 @@ class _Runner:
 
         Distributed: rank 0 scores, every rank gets its metrics (the plateau decision must agree)."""
         stage, step = run.config, self.state["global_iteration"]
-        metrics, samples = {}, []
-        if distributed.is_main():
-            metrics, samples = self._score_heldout(run, stage)
-        metrics = distributed.broadcast_object(metrics)
+        metrics, samples = distributed.from_main(lambda: self._score_heldout(run, stage))
         metrics.update({"curriculum/stage": run.index + 1, "curriculum/steps": stage.follow_ups,
                         "curriculum/epoch": epoch})
         self.tracker.log(metrics, step)

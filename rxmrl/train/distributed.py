@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 import torch
 
 from rxmrl.errors import ConfigError, TrainingError
 from rxmrl.seeding import derive_seed
+
+T = TypeVar("T")
 
 # Gradients are all-reduced in flat buckets of at most this many elements (bounded extra memory).
 BUCKET_ELEMENTS = 1 << 24
@@ -136,6 +138,11 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     holder = [obj]
     torch.distributed.broadcast_object_list(holder, src=src, device=_collective_device())
     return holder[0]
+
+
+def from_main(compute: Callable[[], T]) -> T:
+    """`compute()` run on rank 0 alone, its (picklable) result on every rank; the others wait for it."""
+    return broadcast_object(compute() if is_main() else None)
 
 
 def gather_objects(obj: Any) -> list[Any] | None:

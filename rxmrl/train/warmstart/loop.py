@@ -157,7 +157,7 @@ def train(
                 tracker.log(_prefix(distributed.mean_metrics(logged), metric_prefix), done)
                 window.clear()
             if config.eval_every > 0 and done % config.eval_every == 0 and done < config.steps:
-                metrics = _evaluate_on_main(stage, model, eval_batches, seed=seed, device=device)
+                metrics = distributed.from_main(lambda: evaluate(stage, model, eval_batches, seed=seed, device=device))
                 tracker.log(_prefix({f"eval/{k}": v for k, v in metrics.items()}, metric_prefix), done)
             if config.save_every > 0 and done % config.save_every == 0 and done < config.steps:
                 save_run_checkpoint(out_dir, done, model=model, tokenizer=tokenizer, modules=stage.extra_modules(),
@@ -167,7 +167,7 @@ def train(
                                            "nonfinite_total": nonfinite_total})
         bar.close()
 
-        metrics = _evaluate_on_main(stage, model, eval_batches, seed=seed, device=device)
+        metrics = distributed.from_main(lambda: evaluate(stage, model, eval_batches, seed=seed, device=device))
         tracker.log(_prefix({f"eval/{k}": v for k, v in metrics.items()}, metric_prefix), config.steps)
         save_run_checkpoint(out_dir, config.steps, model=model, tokenizer=tokenizer, modules=stage.extra_modules(),
                             state={"stage": stage.name, "metrics": metrics, "nonfinite_total": nonfinite_total},
@@ -209,13 +209,6 @@ def evaluate(stage: SupervisedStage, model: Any, batches: Sequence[Batch], *, se
     # a statistic that covered nothing (e.g. no fact tokens in these answers) is left out, not reported as NaN
     means = {name: total / count for name, (total, count) in sums.items() if count > 0}
     return stage.summarize(means)
-
-
-def _evaluate_on_main(stage: SupervisedStage, model: Any, batches: Sequence[Batch], *, seed: int,
-                      device: str) -> dict[str, float]:
-    """`evaluate` on rank 0, its result on every rank (the others wait)."""
-    metrics = evaluate(stage, model, batches, seed=seed, device=device) if distributed.is_main() else None
-    return distributed.broadcast_object(metrics)
 
 
 def _param_groups(params: list[torch.nn.Parameter], weight_decay: float) -> list[dict[str, Any]]:
