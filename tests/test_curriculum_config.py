@@ -57,6 +57,8 @@ def test_schedule_expansion_data_defaults_and_single_step_strategy(tmp_path):
     assert [s.data.episodes for s in stages] == [99, 99, 99, 10]
     assert all(s.data.max_query_len == 20 for s in stages)  # top-level [data] reaches every stage
     assert [s.max_epochs for s in stages] == [1, 1, 1, 3]
+    assert not stages[0].generation.compile
+    assert load_curriculum(path, ["stage.1.generation.compile=true"]).stage[1].generation.compile is True
 
 
 @pytest.mark.parametrize(
@@ -79,6 +81,7 @@ def test_schedule_expansion_data_defaults_and_single_step_strategy(tmp_path):
         ("[critic]\ndim = 30\nheads = 4\n" + MINIMAL, "critic.heads"),
         ("[impo]\nadvantage = \"group\"\ngroup_size = 4\n[[stage]]\nsteps = 2\nbatch_size = 6\n", "stage[0].batch_size"),
         ("device = \"tpu\"\n" + MINIMAL, "device"),
+        ("[[stage]]\nsteps = 2\ngeneration = { compile = \"yes\" }\n", "stage[0].generation.compile"),
         ("[[warmstart]]\nstage = \"smat\"\nsteps = 0\n" + MINIMAL, "warmstart[0].steps"),
         ("[[warmstart]]\nstage = \"smat\"\nsteps = 5\nlearning_rate = 1.0\n" + MINIMAL, "warmstart[0].learning_rate"),
         ("[reward.composite]\nname = \"x\"\n[reward.composite.weights.standard]\nbleux = 1.0\n" + MINIMAL,

@@ -67,7 +67,8 @@ def test_limits_default_to_the_last_stage_and_can_be_set():
 def test_the_cpu_demo_curriculum_is_the_whole_pipeline_on_the_small_preset():
     config = load_curriculum("curricula/cpu-demo.toml")
     assert config.model.name == "rxt-cpu-small"
-    assert [t["stage"] for t in config.warmstart] == ["joint-lm", "sft", "memory-attention", "smat"]
+    stages = [t["stage"] for t in config.warmstart]
+    assert stages[:4] == ["joint-lm", "sft", "memory-attention", "smat"] and set(stages[4:]) <= {"smat"}
     assert max(s.follow_ups for s in config.expanded_stages()) >= 8
     assert config.benchmark is not None and config.benchmark.steps == 8 and config.benchmark.split == "test"
     assert config.benchmark.warmstart_only and config.benchmark.stateless

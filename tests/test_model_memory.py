@@ -119,6 +119,44 @@ def test_memory_write_reads_real_tokens_only():
     assert not torch.allclose(model.update_memory(stm, other_real, mask), base)
 
 
+def test_encoded_interaction_adds_the_token_embedding_by_hand():
+    torch.manual_seed(0)
+    model = tiny()
+    tokens = torch.randint(7, 64, (2, 6))
+    mask = torch.ones_like(tokens, dtype=torch.bool)
+    stm = model.initial_stm(2, torch.Generator().manual_seed(1))  # rxt-tiny's encoder reads the STM
+    layers = model.encode(tokens, mask, stm)  # [B, L, T, D]
+    embedded = model.embedding(tokens)  # [B, T, D]
+
+    def unit(x):
+        return x / x.pow(2).mean(dim=-1, keepdim=True).sqrt()
+
+    expected = unit(layers) + unit(embedded)[:, None]
+    torch.testing.assert_close(model.encode_interaction(tokens, mask, stm), expected, atol=2e-4, rtol=1e-4)
+    plain = tiny(memory_attention={"token_skip": False})
+    plain.load_state_dict(model.state_dict())  # the skip has no parameters
+    torch.testing.assert_close(plain.encode_interaction(tokens, mask, stm), layers)
+
+
+def test_token_skip_keeps_token_identity_whatever_the_encoder_does():
+    """An encoder whose layers overwrite their input (here: a huge constant added to every position) leaves
+    no trace of the token in its outputs; the skip still tells two tokens apart in every layer."""
+    torch.manual_seed(0)
+    model = tiny()
+    with torch.no_grad():
+        for layer in model.encoder.layers:
+            for name, parameter in layer.named_parameters():
+                if name.endswith("bias"):
+                    parameter.fill_(1e4)
+    tokens = torch.tensor([[7, 8]])
+    stm = model.initial_stm(1, torch.Generator().manual_seed(1))
+    layers = model.encode(tokens, None, stm)
+    skip = model.encode_interaction(tokens, None, stm)
+    cosine = torch.nn.functional.cosine_similarity
+    assert cosine(layers[0, -1, 0], layers[0, -1, 1], dim=0) > 0.999  # the encoder alone: identical outputs
+    assert (cosine(skip[0, :, 0], skip[0, :, 1], dim=-1) < 0.9).all()
+
+
 def test_reset_touches_only_its_rows():
     model = tiny()
     stm = torch.full((4, 2, 8, 32), 5.0)

@@ -5,8 +5,9 @@ import math
 import pytest
 import torch
 
+from rxmrl.model.norm import unit_rms
 from rxmrl.train.warmstart.memory_self_supervised import (
-    attention_pool, cosine_per_sample, new_data_weight, self_supervised_target, unit_rms,
+    attention_pool, cosine_per_sample, new_data_weight, self_supervised_target,
 )
 
 SCHEDULE = dict(first=0.9, second=0.5, decay=0.05, minimum=0.05)

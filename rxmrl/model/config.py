@@ -97,6 +97,10 @@ class MemoryAttentionConfig:
     variant: Literal["simple", "self", "interlayer", "self-interlayer"] = "simple"
     gate: Literal["linear", "elementwise", "static", "tanh", "none"] = "linear"
     gate_bias_init: float = 0.0  # initial gate pre-activation bias: sigmoid(0) = 0.5 writes half at first
+    # Write from unit(encoder layer output) + unit(token embedding) instead of the layer output alone. An
+    # encoder trained as a masked LM drowns each token's identity under context (measured: cosine 0.07-0.20
+    # with the token's embedding), and then no memory learns to store names and values; see RxT.encode_interaction.
+    token_skip: bool = True
 
 
 @dataclass

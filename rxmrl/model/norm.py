@@ -1,10 +1,16 @@
-"""RMSNorm (Zhang & Sennrich 2019): y = x / sqrt(mean(x^2) + eps) * weight, no mean subtraction, no bias."""
+"""RMSNorm (Zhang & Sennrich 2019): y = x / sqrt(mean(x^2) + eps) * weight, no mean subtraction, no bias;
+unit_rms is the same without the weight."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+def unit_rms(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Scale each vector (last dim) to RMS 1, with no learned weight. [..., D] -> [..., D]"""
+    return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + eps)
 
 
 class RMSNorm(nn.Module):

@@ -1,7 +1,7 @@
 """The Reactive Transformer (RxT, arXiv 2510.03561): one interaction is one event.
 
     answer  = Decoder(query, reading STM_{t-1} through memory cross-attention)      (generate)
-    ED_t    = Encoder(query + answer)                                               (encode)
+    ED_t    = Encoder(query + answer) (+ token embeddings)                          (encode_interaction)
     STM_t   = MemoryAttention(STM_{t-1}, ED_t) with a residual gate                 (memory_attention)
 
 The STM is a value, [B, L, S, D], passed in and returned; the model holds no conversation state. Token
@@ -29,6 +29,7 @@ from rxmrl.model.generation import Generation, generate
 from rxmrl.model.kv_cache import KVCache
 from rxmrl.model.memory_attention import MemoryAttention
 from rxmrl.model.moe import MixtureOfExperts
+from rxmrl.model.norm import unit_rms
 from rxmrl.model.params import parameter_counts
 from rxmrl.model.pretrained import load_pretrained, push_to_hub, save_pretrained
 from rxmrl.model.scoring import AnswerScores, answer_logprobs
@@ -87,9 +88,20 @@ class RxT(nn.Module):
         with memory cross-attention)."""
         return self.encoder(self.embedding(tokens), mask, stm if self.encoder.reads_memory else None)
 
+    def encode_interaction(self, tokens: torch.Tensor, mask: torch.Tensor | None,
+                           stm: torch.Tensor | None = None) -> torch.Tensor:
+        """tokens/mask [B, T] -> ED_t [B, L, T, D], what memory attention writes from: the encoder's layer
+        outputs, or with `memory_attention.token_skip` unit(layer output) + unit(token embedding), so the
+        memory can store which token was said whatever the encoder's pre-training did to it."""
+        embedded = self.embedding(tokens)
+        layers = self.encoder(embedded, mask, stm if self.encoder.reads_memory else None)
+        if not self.config.memory_attention.token_skip:
+            return layers
+        return unit_rms(layers) + unit_rms(embedded)[:, None]
+
     def update_memory(self, stm: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """stm [B, L, S, D], one interaction tokens/mask [B, T] ([BOS][Q] q [A] a [EOS]) -> new stm."""
-        return self.memory_attention(stm, self.encode(tokens, mask, stm), mask)
+        return self.memory_attention(stm, self.encode_interaction(tokens, mask, stm), mask)
 
     def memory_kv(self, memory: torch.Tensor, memory_mask: torch.Tensor | None = None) -> MemoryKV:
         """memory [B, L, M, D] (the STM, or encoder outputs in joint pre-training), memory_mask [B, M]."""

@@ -313,7 +313,8 @@ class _Runner:
                        max_interaction_len=self._interaction_len(stage))
         settings = RolloutSettings(max_new_tokens=stage.generation.max_new_tokens,
                                    temperature=stage.generation.temperature, top_k=stage.generation.top_k,
-                                   top_p=stage.generation.top_p, teacher_forcing=stage.teacher_forcing,
+                                   top_p=stage.generation.top_p, compile=stage.generation.compile,
+                                   teacher_forcing=stage.teacher_forcing,
                                    max_interaction_len=self._interaction_len(stage), final_write=stage.random_resets)
         rollout = collect_rollout(
             self.policy, env, self.reward_filter, settings, pad_id=self.tokenizer.pad_id, eos_id=self.tokenizer.eos_id,

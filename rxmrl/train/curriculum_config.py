@@ -242,12 +242,16 @@ class GenerationConfig:
             Sample among the k most likely tokens (0 = all).
         top_p (`float`, *optional*, defaults to `1.0`):
             Nucleus sampling threshold (1 = off).
+        compile (`bool`, *optional*, defaults to `false`):
+            Decode through `torch.compile`. Pays off on long runs only: the first rollout compiles for about a
+            minute on a CPU (docs/BENCHMARKS.md).
     """
 
     max_new_tokens: int = 48
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:

@@ -1,14 +1,17 @@
 """Stage 1 (joint LM pre-training) and the objective stage 2 (interaction SFT) reuses.
 
-    encoder:  masked LM on the corrupted sequence            L_mlm = CE(MLMHead(enc[:, -1]), tokens) on chosen
+    encoder:  masked LM on the corrupted sequence            L_mlm = CE(MLMHead(ED[:, -1]), tokens) on chosen
     decoder:  autoregressive LM on the clean sequence        L_lm  = CE(decode(tokens, memory), next token)
-              reading the encoder's per-layer outputs as its memory (detached, optionally noised), through
-              the same memory cross-attention that later reads the STM
+              reading ED, the encoded interaction (`RxT.encode_interaction`: per-layer outputs, with the
+              token-embedding skip), as its memory (detached, optionally noised), through the same memory
+              cross-attention that later reads the STM
     loss   =  L_lm + mlm_weight * L_mlm + aux_loss_weight * MoE load balancing
 
 Detaching keeps the encoder a pure MLM learner; reading its outputs still teaches the decoder's memory
-cross-attention to use vectors in the encoder's space, which is where memory attention will write the STM
-from. Noise (the paper's remedy for a decoder that copies from an encoder that saw the same text) is
+cross-attention to use vectors in the space memory attention will write the STM from. Reading ED rather
+than the bare layer outputs matters: with the skip in the decoder's memory here too, SMAT's decoder learnt to
+recall facts from the STM sooner and better (rxt-cpu-small, fact-token accuracy after 800 SMAT steps 0.40 vs
+0.28; docs/BENCHMARKS.md). Noise (the paper's remedy for a decoder that copies from an encoder that saw the same text) is
 optional. Held-out evaluation also scores the decoder reading a fresh STM instead (`no_memory_*`): the gap
 says how much the decoder actually uses its memory (on rxt-cpu-small after a few hundred steps: very little;
 memory cross-attention keys carry no positions here, so copying must be learnt as content lookup).
@@ -68,7 +71,7 @@ class JointLMStage(SupervisedStage):
         )
         # An encoder built to read the STM gets a fresh one: there is no memory yet in this objective.
         stm = fresh_stm(self.model, batch.tokens.shape[0], generator) if self.model.encoder.reads_memory else None
-        encoded = self.model.encode(corrupted, batch.mask, stm)  # [B, L, T, D]
+        encoded = self.model.encode_interaction(corrupted, batch.mask, stm)  # [B, L, T, D]
         mlm_logits = self.head(encoded[:, -1])  # [B, T, V]
 
         memory = encoded.detach()

@@ -45,15 +45,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from rxmrl.model.norm import unit_rms
 from rxmrl.train.warmstart.batches import EpisodeBatch
 from rxmrl.train.warmstart.losses import Stat
 from rxmrl.train.warmstart.memory_eval import fact_token_ids, follow_up_stats, fresh_stm, summarize_memory
 from rxmrl.train.warmstart.stage import SupervisedStage, unique_parameters
-
-
-def unit_rms(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Scale each vector (last dim) to RMS 1. [..., D] -> [..., D]"""
-    return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + eps)
 
 
 def attention_pool(slots: torch.Tensor, encoded: torch.Tensor, mask: torch.Tensor | None,
@@ -157,7 +153,7 @@ class MemorySelfSupervisedStage(SupervisedStage):
             valid = batch.valid[:, step]
             tokens, mask, _ = batch.interaction(step)
             with torch.no_grad():
-                encoded = self.model.encode(tokens, mask, stm)  # [B, L, T, D]
+                encoded = self.model.encode_interaction(tokens, mask, stm)  # [B, L, T, D]
             previous = self._noisy(stm, self.stm_noise, generator) if train else stm
             written = self.model.memory_attention(previous, encoded, mask)
             weight = self._weights(step, size, generator, train, stm.device)
