@@ -86,7 +86,12 @@ class RxT(nn.Module):
     def encode(self, tokens: torch.Tensor, mask: torch.Tensor | None, stm: torch.Tensor | None = None) -> torch.Tensor:
         """tokens/mask [B, T] -> per-layer encoder outputs [B, L, T, D] (stm is read only by an encoder
         with memory cross-attention)."""
-        return self.encoder(self.embedding(tokens), mask, stm if self.encoder.reads_memory else None)
+        return self._encoder_layers(self.embedding(tokens), mask, stm)
+
+    def _encoder_layers(self, embedded: torch.Tensor, mask: torch.Tensor | None,
+                        stm: torch.Tensor | None) -> torch.Tensor:
+        """embedded [B, T, D] -> per-layer encoder outputs [B, L, T, D]"""
+        return self.encoder(embedded, mask, stm if self.encoder.reads_memory else None)
 
     def encode_interaction(self, tokens: torch.Tensor, mask: torch.Tensor | None,
                            stm: torch.Tensor | None = None) -> torch.Tensor:
@@ -94,7 +99,7 @@ class RxT(nn.Module):
         outputs, or with `memory_attention.token_skip` unit(layer output) + unit(token embedding), so the
         memory can store which token was said whatever the encoder's pre-training did to it."""
         embedded = self.embedding(tokens)
-        layers = self.encoder(embedded, mask, stm if self.encoder.reads_memory else None)
+        layers = self._encoder_layers(embedded, mask, stm)
         if not self.config.memory_attention.token_skip:
             return layers
         return unit_rms(layers) + unit_rms(embedded)[:, None]

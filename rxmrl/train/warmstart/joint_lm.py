@@ -11,8 +11,8 @@ Detaching keeps the encoder a pure MLM learner; reading its outputs still teache
 cross-attention to use vectors in the space memory attention will write the STM from. Reading ED rather
 than the bare layer outputs matters: with the skip in the decoder's memory here too, SMAT's decoder learnt to
 recall facts from the STM sooner and better (rxt-cpu-small, fact-token accuracy after 800 SMAT steps 0.40 vs
-0.28; docs/BENCHMARKS.md). Noise (the paper's remedy for a decoder that copies from an encoder that saw the same text) is
-optional. Held-out evaluation also scores the decoder reading a fresh STM instead (`no_memory_*`): the gap
+0.28; docs/BENCHMARKS.md). Noise (the paper's remedy for a decoder that copies from an encoder that saw the
+same text) is optional. Held-out evaluation also scores the decoder reading a fresh STM instead (`no_memory_*`): the gap
 says how much the decoder actually uses its memory (on rxt-cpu-small after a few hundred steps: very little;
 memory cross-attention keys carry no positions here, so copying must be learnt as content lookup).
 Which positions the decoder is scored on comes with the batch: every token of a story, or only the answer
