@@ -11,6 +11,7 @@ from rxmrl.train.advantages import (
     impo_advantages,
     normalize_advantages,
 )
+from rxmrl.errors import ConfigError
 from rxmrl.train.mrl_config import ImpoConfig
 
 
@@ -50,6 +51,23 @@ def test_group_baseline_is_the_mean_of_the_other_rollouts():
     assert shuffled.advantages.flatten().tolist() == [-2.0, -2.0, 2.0, 2.0]
     with pytest.raises(ValueError, match="at least 2"):
         group_advantages(rewards, rewarded, torch.tensor([0, 0, 0, 1]))
+
+
+def test_skip_uniform_groups_deactivates_groups_whose_answers_all_score_alike():
+    # step 1: group 0 all 4.0 (no signal), group 1 differs; step 2: group 0 differs, group 1 all 0
+    rewards = torch.tensor([[4.0, 1.0], [4.0, 3.0], [2.0, 0.0], [6.0, 0.0]])
+    rewarded = torch.ones(4, 2, dtype=torch.bool)
+    out = group_advantages(rewards, rewarded, torch.tensor([0, 0, 1, 1]), skip_uniform=True)
+    assert out.active.tolist() == [[False, True], [False, True], [True, False], [True, False]]
+    assert out.advantages.tolist() == [[0.0, -2.0], [0.0, 2.0], [-4.0, 0.0], [4.0, 0.0]]
+    assert group_advantages(rewards, rewarded, torch.tensor([0, 0, 1, 1])).active.all()
+    config = ImpoConfig(advantage="group", group_size=2, skip_uniform_groups=True)
+    assert compute_advantages(config, rewards, rewards, rewarded).active.tolist() == out.active.tolist()
+    # an unrewarded step stays inactive whatever its group looks like
+    partial = group_advantages(rewards, torch.tensor([[True, False]] * 4), torch.tensor([0, 0, 1, 1]), True)
+    assert not partial.active[:, 1].any()
+    with pytest.raises(ConfigError, match="group"):
+        ImpoConfig(advantage="impo", skip_uniform_groups=True)
 
 
 def test_compute_advantages_dispatches_and_defaults_to_consecutive_groups():

@@ -15,6 +15,7 @@ from rxmrl.train.impo import (
     sequence_mean,
     value_loss,
 )
+from rxmrl.errors import ConfigError
 from rxmrl.train.mrl_config import ImpoConfig
 
 MASK = torch.tensor([[True, True], [True, False]])
@@ -47,6 +48,25 @@ def test_clipped_surrogate_negative_advantage_clips_low_ratios():
     # token 0: min(-0.5, -0.8) = -0.8 -> +0.8; token 1: ratio 1 -> +1.0
     assert loss.item() == pytest.approx((0.8 + 1.0) / 2)
     assert clip_fraction.item() == pytest.approx(0.5)
+
+
+def test_clip_higher_widens_only_the_upper_bound():
+    # A = 2 with ratios 1.25 and 0.7: the upper clip at 1.28 leaves 1.25 alone (it was cut at 1.2), the lower
+    # bound stays 0.8 (for A > 0 the min picks the unclipped 0.7 anyway); A = -1 with ratio 0.7 is still cut at 0.8
+    logprobs = torch.log(torch.tensor([[1.25, 0.7], [0.7, 1.0]]))
+    full = torch.ones(2, 2, dtype=torch.bool)
+    advantages = torch.tensor([2.0, -1.0])
+    loss, clip_fraction = clipped_surrogate(logprobs, torch.zeros(2, 2), advantages, full, ALL, clip_eps=0.2,
+                                            clip_eps_high=0.28)
+    row0 = -(1.25 * 2 + 0.7 * 2) / 2
+    row1 = (0.8 + 1.0) / 2
+    assert loss.item() == pytest.approx((row0 + row1) / 2, abs=1e-6)
+    assert clip_fraction.item() == pytest.approx(1 / 4)  # row 1's first token only
+    symmetric, cut = clipped_surrogate(logprobs, torch.zeros(2, 2), advantages, full, ALL, clip_eps=0.2)
+    assert symmetric.item() == pytest.approx((-(1.2 * 2 + 0.7 * 2) / 2 + row1) / 2, abs=1e-6)
+    assert cut.item() == pytest.approx(2 / 4)
+    with pytest.raises(ConfigError, match="clip_eps_high"):
+        ImpoConfig(clip_eps_high=1.5)
 
 
 def test_inactive_answers_do_not_count():

@@ -130,6 +130,31 @@ def test_group_rollouts_of_one_episode_share_a_group_id(setup):
     assert len(set(ids)) == 2 and all(ids.count(i) == 4 for i in set(ids))
 
 
+def test_branching_gives_every_rollout_of_an_episode_the_same_memory(setup):
+    episodes, _, policy = setup
+    grouped = [e for e in episodes[:2] for _ in range(4)]
+    carried = torch.randn(8, *policy.initial_state(1).shape[1:])
+    reset = torch.tensor([False, True] * 4)
+    plain = collect(setup, episodes=grouped, start_stm=carried, reset=reset, temperature=1.5)
+    rollout = collect(setup, episodes=grouped, start_stm=carried, reset=reset, temperature=1.5, branch=True)
+    ids = rollout.group_ids
+    for group in ids.unique():
+        rows = (ids == group).nonzero().squeeze(1)
+        for j in range(rollout.steps + 1):  # the STM before every write, and what is written
+            assert all(torch.equal(rollout.snapshots[rows[0], j], rollout.snapshots[r, j]) for r in rows)
+            assert all(torch.equal(rollout.written[rows[0], j], rollout.written[r, j]) for r in rows)
+        # each step's written interaction is one of the group's own answers to that step
+        for k in range(rollout.steps):
+            answer = rollout.written[rows[0], k + 1][rollout.written_mask[rows[0], k + 1]].tolist()
+            query_len = int(rollout.query_mask[rows[0], k].sum())
+            options = [rollout.answers[r, k][rollout.answer_mask[r, k]].tolist() for r in rows]
+            assert any(answer[query_len:][: len(o)] == o for o in options)  # the env may end it with EOS
+    # sampled answers still differ within a group; without branching the memories drift apart
+    assert any(not torch.equal(rollout.answers[0, k], rollout.answers[r, k]) for k in range(3) for r in range(1, 4))
+    first = (ids == ids[0]).nonzero().squeeze(1)
+    assert not all(torch.equal(plain.snapshots[first[0], 2], plain.snapshots[r, 2]) for r in first)
+
+
 def test_critic_reads_the_stm(setup):
     _, _, policy = setup
     torch.manual_seed(1)

@@ -68,6 +68,31 @@ def plot_latency(results: dict[str, dict[str, Any]], path: str | Path) -> Path:
     return _save(fig, plt, path)
 
 
+def plot_gain(report: dict[str, Any], path: Path) -> Path:
+    """One panel per episode set: each comparison's mean gain in mean reward and fact recall, with 95% CIs."""
+    plt = _pyplot()
+    sets = list(report["gains"])
+    fig, axes = plt.subplots(1, len(sets), figsize=(5 * len(sets), 3.5), squeeze=False)
+    for ax, set_name in zip(axes[0], sets):
+        gains = report["gains"][set_name]
+        for offset, metric in ((-0.2, "mean"), (0.2, "last_step")):
+            xs, ys, errs = [], [], []
+            for i, by_metric in enumerate(gains.values()):
+                value = by_metric.get(metric)
+                if value is None:
+                    continue
+                xs.append(i + offset)
+                ys.append(value["mean"])
+                errs.append(0.0 if value["ci95"] is None else value["ci95"][1] - value["mean"])
+            ax.bar(xs, ys, width=0.4, yerr=errs, capsize=3, label=f"{metric.replace('_', ' ')} reward")
+        ax.axhline(0.0, color="black", linewidth=0.8)
+        ax.set_xticks(range(len(gains)), list(gains), fontsize=8)
+        ax.set_title(set_name)
+        ax.set_ylabel("gain (reward points, 95% CI)")
+        ax.legend(fontsize=8)
+    return _save(fig, plt, path)
+
+
 def _integer_ticks(ax: Any) -> None:
     from matplotlib.ticker import MaxNLocator
 

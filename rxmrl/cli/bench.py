@@ -13,6 +13,7 @@ BENCHMARKS = {
     "train-step": "train_step",
     "retention": "retention",
     "latency": "latency",
+    "mrl-gain": "mrl_gain",
 }
 
 

@@ -12,6 +12,7 @@ unrewarded step is "no signal", not "bad answer".
 - `group`: rows that share a group id are rollouts of the same episode; the baseline of a rollout is the
   mean reward of the *other* rollouts of its group at the same step (leave-one-out, RLOO),
   which needs no critic. The value target is r_t (the critic still learns, for logging and later modes).
+  With `skip_uniform_groups`, a group whose rewards at a step are all equal is inactive there (no signal).
 
 Normalisation is built from sums and counts, so a distributed run can all-reduce them (`reduce`) before the
 division and every process normalises with the same global statistics.
@@ -54,7 +55,8 @@ def gae_advantages(rewards: torch.Tensor, values: torch.Tensor, gamma: float, la
     return Advantages(advantages=advantages, returns=advantages + values, active=active)
 
 
-def group_advantages(rewards: torch.Tensor, rewarded: torch.Tensor, group_ids: torch.Tensor) -> Advantages:
+def group_advantages(rewards: torch.Tensor, rewarded: torch.Tensor, group_ids: torch.Tensor,
+                     skip_uniform: bool = False) -> Advantages:
     """Leave-one-out baseline among the rows that share a group id. rewards/rewarded [B, T], group_ids [B]."""
     groups, index = torch.unique(group_ids, return_inverse=True)
     counts = torch.zeros(len(groups), dtype=rewards.dtype, device=rewards.device).index_add_(
@@ -65,7 +67,14 @@ def group_advantages(rewards: torch.Tensor, rewarded: torch.Tensor, group_ids: t
         0, index, rewards)
     others_mean = (sums[index] - rewards) / (counts[index, None] - 1)
     advantages = torch.where(rewarded, rewards - others_mean, torch.zeros_like(rewards))
-    return Advantages(advantages=advantages, returns=rewards.clone(), active=rewarded.clone())
+    active = rewarded.clone()
+    if skip_uniform:
+        shape = (len(groups), rewards.shape[1])
+        index_2d = index[:, None].expand_as(rewards)
+        high = rewards.new_full(shape, -torch.inf).scatter_reduce(0, index_2d, rewards, "amax")
+        low = rewards.new_full(shape, torch.inf).scatter_reduce(0, index_2d, rewards, "amin")
+        active &= (high > low)[index]
+    return Advantages(advantages=advantages, returns=rewards.clone(), active=active)
 
 
 def consecutive_groups(batch: int, group_size: int) -> torch.Tensor:
@@ -91,7 +100,7 @@ def compute_advantages(
     if config.advantage == "group":
         if group_ids is None:
             group_ids = consecutive_groups(rewards.shape[0], config.group_size)
-        return group_advantages(rewards, rewarded, group_ids.to(rewards.device))
+        return group_advantages(rewards, rewarded, group_ids.to(rewards.device), config.skip_uniform_groups)
     raise ValueError(f"unknown advantage mode {config.advantage!r}")
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,7 +145,7 @@ class _Runner:
         self.autocast = ((lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda" else None)
         self.state: dict[str, Any] = {"stage": 0, "epoch": 0, "iteration": 0, "global_iteration": 0,
                                       "best_eval": None, "bad_epochs": 0, "guard": {"total": 0, "consecutive": 0},
-                                      "history": [], "finished": False}
+                                      "history": [], "finished": False, "stage_train_s": 0.0}
 
     # ---- setup -------------------------------------------------------------------------------------------
 
@@ -300,6 +301,7 @@ class _Runner:
         self._end_epoch(run, epoch)
 
     def _iteration(self, run: StageRun, episodes: list[Episode], epoch: int) -> dict[str, float]:
+        began = time.perf_counter()  # the stage's training time (what an equal-compute control is given)
         state, stage = self.state, run.config
         start, reset = None, None
         if stage.random_resets and epoch >= stage.reset_from_epoch and bool(run.carry.valid):
@@ -315,7 +317,8 @@ class _Runner:
                                    temperature=stage.generation.temperature, top_k=stage.generation.top_k,
                                    top_p=stage.generation.top_p, compile=stage.generation.compile,
                                    teacher_forcing=stage.teacher_forcing,
-                                   max_interaction_len=self._interaction_len(stage), final_write=stage.random_resets)
+                                   max_interaction_len=self._interaction_len(stage), final_write=stage.random_resets,
+                                   branch=self.config.impo.branch)
         rollout = collect_rollout(
             self.policy, env, self.reward_filter, settings, pad_id=self.tokenizer.pad_id, eos_id=self.tokenizer.eos_id,
             start_stm=start, reset=reset, memory_generator=self.generators["memory"],
@@ -337,6 +340,7 @@ class _Runner:
             metrics[f"train/lr/{group['name']}"] = group["lr"]
         state["iteration"] += 1
         state["global_iteration"] += 1
+        state["stage_train_s"] = state.get("stage_train_s", 0.0) + time.perf_counter() - began
         if state["global_iteration"] % self.config.log_every == 0:
             self.tracker.log(distributed.mean_metrics(metrics), state["global_iteration"])
         if self.trainer.guard.exhausted:
@@ -356,7 +360,8 @@ class _Runner:
             self.tracker.text(f"eval/sample_{i}", format_sample(sample), step)
         reward, gain = metrics["eval/reward/mean"], metrics.get("eval/memory_gain")
         self.state["history"].append({"stage": run.index + 1, "steps": stage.follow_ups, "epoch": epoch,
-                                      "iteration": step, "eval_reward": reward, "memory_gain": gain})
+                                      "iteration": step, "eval_reward": reward, "memory_gain": gain,
+                                      "train_s": round(self.state.get("stage_train_s", 0.0), 3)})
         if distributed.is_main():  # one line per evaluation, with or without the progress bar
             when = "before training" if epoch == 0 else f"epoch {epoch}"
             extra = f", memory gain {gain:+.3f}" if gain is not None else ""
@@ -378,7 +383,7 @@ class _Runner:
         state, stage = self.state, run.config
         reward = self._evaluate(run, epoch + 1)
         if self._stage_done(stage, epoch, reward):
-            state.update(stage=run.index + 1, epoch=0, iteration=0, best_eval=None, bad_epochs=0)
+            state.update(stage=run.index + 1, epoch=0, iteration=0, best_eval=None, bad_epochs=0, stage_train_s=0.0)
             # the next stage's fresh optimizer and carry go into the checkpoint, so a resume starts it cleanly
             self.stage_run = self._new_stage(run.index + 1) if run.index + 1 < len(self.stages) else None
         else:

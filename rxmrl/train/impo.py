@@ -36,20 +36,23 @@ def clipped_surrogate(
     mask: torch.Tensor,  # [N, T]
     active: torch.Tensor,  # [N]
     clip_eps: float,
+    clip_eps_high: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """PPO's clipped surrogate with per-token ratios: loss = −mean_n seqmean_t min(ρ A, clip(ρ, 1±ε) A).
+    """PPO's clipped surrogate with per-token ratios: loss = −mean_n seqmean_t min(ρ A, clip(ρ, 1−ε, 1+ε_h) A),
+    ε_h = `clip_eps_high` or ε.
 
     Returns (loss scalar, clip fraction scalar): the share of active tokens where the clipped branch is the
     smaller one, i.e. where the gradient is cut off.
     """
+    high = clip_eps if clip_eps_high is None else clip_eps_high
     ratio = torch.exp(logprobs - old_logprobs)
     adv = advantages[:, None]
     unclipped = ratio * adv
-    clipped = ratio.clamp(1.0 - clip_eps, 1.0 + clip_eps) * adv
+    clipped = ratio.clamp(1.0 - clip_eps, 1.0 + high) * adv
     per_token = -torch.minimum(unclipped, clipped)
     loss = active_mean(sequence_mean(per_token, mask), active)
     with torch.no_grad():
-        cut = ((ratio < 1.0 - clip_eps) & (adv < 0)) | ((ratio > 1.0 + clip_eps) & (adv > 0))
+        cut = ((ratio < 1.0 - clip_eps) & (adv < 0)) | ((ratio > 1.0 + high) & (adv > 0))
         token_mask = mask & active[:, None]
         clip_fraction = (cut & token_mask).sum() / token_mask.sum().clamp(min=1)
     return loss, clip_fraction.to(logprobs.dtype)
@@ -132,7 +135,8 @@ def impo_loss(
 ) -> ImpoTerms:
     """policy − c_H·entropy + c_V·value + λ_mem·RMSE(STM_t, STM_{t−1}) + c_step·KL_step + c_ref·KL_ref
     + c_aux·aux, each term kept for logging."""
-    policy, clip_fraction = clipped_surrogate(logprobs, old_logprobs, advantages, mask, active, config.clip_eps)
+    policy, clip_fraction = clipped_surrogate(logprobs, old_logprobs, advantages, mask, active, config.clip_eps,
+                                              config.clip_eps_high)
     v_loss = value_loss(values, old_values, returns, active, config.value_clip)
     entropy_value = mean_entropy(entropy, mask, active)
     memory = memory_rmse(stm, previous_stm)

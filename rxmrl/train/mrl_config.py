@@ -31,6 +31,14 @@ class ImpoConfig:
             GAE λ (`"gae"` only).
         group_size (`int`, *optional*, defaults to `4`):
             Rollouts per episode for `"group"`; a stage's `batch_size` must be a multiple of it.
+        branch (`bool`, *optional*, defaults to `False`):
+            `"group"` only: the rollouts of an episode share one memory. They start from the same STM and after
+            every follow-up all write the interaction of one of them (drawn at random), so each step's group
+            baseline compares answers given the same memory state instead of memories that diverged.
+        skip_uniform_groups (`bool`, *optional*, defaults to `False`):
+            `"group"` only: answers of a group whose rewards at that step are all equal take no part in the
+            losses (DAPO's dynamic sampling): their advantages are 0 anyway, and counting them only dilutes the
+            mean over answers and the advantage statistics.
         normalize (`str`, *optional*, defaults to `"batch"`):
             Advantage normalisation to zero mean and unit variance: over the whole batch (`"batch"`), separately
             for each follow-up step (`"step"`, so late steps with larger reward spread do not dominate), or not
@@ -43,6 +51,9 @@ class ImpoConfig:
             predicts values of order 1.
         clip_eps (`float`, *optional*, defaults to `0.2`):
             PPO ratio clip ε: per-token ratios outside [1 − ε, 1 + ε] stop improving the surrogate.
+        clip_eps_high (`float` or `None`, *optional*, defaults to `None`):
+            Upper clip ε_high when it differs from `clip_eps` (DAPO's "clip higher", e.g. 0.28 with 0.2): ratios
+            are clipped to [1 − ε, 1 + ε_high], so unlikely good tokens can gain more per update.
         value_clip (`float` or `None`, *optional*, defaults to `None`):
             When set, the value loss is the larger of the plain and the clipped squared error, with the new value
             clipped to ± this around the value predicted at collection.
@@ -82,10 +93,13 @@ class ImpoConfig:
     gamma: float = 0.99
     lam: float = 0.95
     group_size: int = 4
+    branch: bool = False
+    skip_uniform_groups: bool = False
     normalize: Literal["none", "batch", "step"] = "batch"
     min_advantage_std: float = 0.05
     reward_scale: float = 0.1
     clip_eps: float = 0.2
+    clip_eps_high: float | None = None
     value_clip: float | None = None
     value_coef: float = 0.5
     entropy_coef: float = 0.01
@@ -106,6 +120,11 @@ class ImpoConfig:
             raise ConfigError(f"lam: must be in [0, 1], got {self.lam}")
         if self.advantage == "group" and self.group_size < 2:
             raise ConfigError(f"group_size: the group baseline needs at least 2 rollouts per episode, got {self.group_size}")
+        if (self.branch or self.skip_uniform_groups) and self.advantage != "group":
+            raise ConfigError("branch / skip_uniform_groups: need advantage = \"group\" (they act on the rollouts "
+                              "of one episode)")
+        if self.clip_eps_high is not None and not 0.0 < self.clip_eps_high < 1.0:
+            raise ConfigError(f"clip_eps_high: must be in (0, 1) (or left out), got {self.clip_eps_high}")
         if self.min_advantage_std < 0:
             raise ConfigError(f"min_advantage_std: must not be negative, got {self.min_advantage_std}")
         if self.reward_scale <= 0:

@@ -10,6 +10,12 @@ update can recompute any write with gradients from a snapshot.
 Write j (0-based) is the first interaction for j = 0 and follow-up j − 1's interaction afterwards; follow-up k
 reads the STM after write k, i.e. `snapshots[:, k + 1]`. There are T + 1 writes; the STM after the last one is
 `final_stm`, the memory a sample carries into its next episode when resets are random.
+
+Branching (`RolloutSettings.branch`): the rollouts of one episode (rows that share a group id) start from one
+STM and, after every follow-up, all write the interaction of one of them, drawn at random; so at every step
+the group's answers are G samples from the *same* memory state, and a group baseline compares answers, not
+memories that diverged after the first answer (the Memory-R2 argument). Without it each rollout writes its
+own answer and the rollouts of an episode read different memories from the second follow-up on.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ class RolloutSettings:
     force_length: bool = False  # never stop at EOS: every answer has max_new_tokens tokens (benchmarks)
     final_write: bool = True  # also write the last interaction (only needed to carry the STM on)
     max_interaction_len: int | None = None  # longest interaction written to memory (None = no cut)
+    branch: bool = False  # the rollouts of an episode share one memory (see the module docstring)
     # Decode through torch.compile (`Decoder.step(compiled=True)`). Off: on a CPU the first rollout compiles
     # for about a minute, and at batch 16 the compiled step was not faster than the eager one (BENCHMARKS.md).
     compile: bool = False
@@ -93,6 +100,14 @@ def end_at_first_pad(answer: torch.Tensor, mask: torch.Tensor, pad_id: int) -> t
     return torch.where(mask, answer, torch.full_like(answer, pad_id)), mask
 
 
+def branch_choice(group_ids: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """For each row, the row of its group whose interaction the whole group writes: one drawn uniformly per
+    group. group_ids [B] -> row indices [B]."""
+    draws = torch.rand(group_ids.shape[0], generator=generator, device=group_ids.device)
+    same_group = group_ids[:, None] == group_ids[None, :]  # [B, B]
+    return torch.where(same_group, draws[None, :], torch.full_like(same_group, -1.0, dtype=draws.dtype)).argmax(1)
+
+
 def make_env(episodes: list[Episode], tokenizer: Any, reward: Any, *, steps: int, seed: int,
              max_query_len: int, max_answer_len: int, max_interaction_len: int) -> Any:
     """A vectorised environment holding exactly these episodes (one per row, in an order drawn from `seed`)."""
@@ -141,6 +156,8 @@ def collect_rollout(
     else:
         reset = reset.to(device)
         stm = policy.reset_state(start_stm.to(device), reset, generator=memory_generator)
+    if settings.branch:
+        stm, reset = stm[group_ids.to(device)], reset[group_ids.to(device)]  # a group id is its first row
     autocast = autocast or contextlib.nullcontext
 
     snapshots, written = [], []
@@ -204,6 +221,9 @@ def collect_rollout(
             interaction = join_padded(query, query_mask, *reference, pad_id=pad_id, max_len=settings.max_interaction_len)
         else:
             interaction = _tensor(info["interaction_ids"], device), _tensor(info["interaction_mask"], device)
+            if settings.branch:
+                chosen = branch_choice(group_ids.to(device), sample_generator)
+                interaction = interaction[0][chosen], interaction[1][chosen]
         stm = write(stm, *interaction, skip=k == steps - 1 and not settings.final_write)
 
     query_ids, query_masks = stack_padded(queries, pad_id)

@@ -76,6 +76,7 @@ class WarmStartConfig:
     eval_every: int = 0  # 0 = only at the end
     save_every: int = 100  # 0 = only the final folder
     keep: int = 2
+    max_seconds: float = 0.0  # stop after this many seconds of training (0 = run all `steps`); not reproducible
     aux_loss_weight: float = 0.01  # MoE load-balancing loss added to the decoder's loss
     # --- joint-lm and sft ---
     mlm_probability: float = 0.15  # share of real, non-special tokens the encoder predicts
@@ -114,7 +115,7 @@ class WarmStartConfig:
                 raise ConfigError(f"{key}: must be between 0 and 1, got {getattr(self, key)}")
         if self.stage in ("joint-lm", "sft") and self.mlm_probability == 0.0:
             raise ConfigError("mlm_probability: must be above 0 (the encoder learns from the masked tokens)")
-        non_negative = ("weight_decay", "max_grad_norm", "log_every", "eval_every", "save_every", "keep",
+        non_negative = ("weight_decay", "max_grad_norm", "log_every", "eval_every", "save_every", "keep", "max_seconds",
                         "aux_loss_weight", "mlm_weight", "memory_noise", "fact_weight", "new_data_weight_decay",
                         "weight_jitter", "target_noise", "stm_noise")
         for key in non_negative:
@@ -134,7 +135,7 @@ class WarmStartConfig:
             steps=self.steps, lr=self.lr, weight_decay=self.weight_decay, betas=self.betas,
             warmup_steps=round(self.warmup_ratio * self.steps), min_lr_ratio=self.min_lr_ratio,
             grad_accum=self.grad_accum, max_grad_norm=self.max_grad_norm, log_every=self.log_every,
-            eval_every=self.eval_every, save_every=self.save_every, keep=self.keep,
+            eval_every=self.eval_every, save_every=self.save_every, keep=self.keep, max_seconds=self.max_seconds,
         )
 
 

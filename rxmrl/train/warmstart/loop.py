@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -52,6 +53,9 @@ class LoopConfig:
     save_every: int = 100  # 0 = only the final folder
     keep: int = 2  # step checkpoints kept
     max_nonfinite: int = 10  # give up after this many non-finite steps in a row
+    # Stop early once this many seconds of training have passed (0 = never): an equal-compute control. A run
+    # stopped by the clock is not reproducible step for step; the steps it made are in its metrics.
+    max_seconds: float = 0.0
 
 
 class Batch:
@@ -111,6 +115,7 @@ def train(
     bar = _progress_bar(progress and distributed.is_main(), total=config.steps, initial=start, desc=stage.name)
     in_sync = [*model.parameters(), *(p for m in stage.extra_modules().values() for p in m.parameters())]
     window: dict[str, list[float]] = {}
+    started, done = time.perf_counter(), start
     try:
         for step in range(start, config.steps):
             stage.before_step(step)
@@ -165,11 +170,15 @@ def train(
                                     generators={"stage": generator}, keep=config.keep,
                                     state={"stage": stage.name, "nonfinite_in_row": nonfinite_in_row,
                                            "nonfinite_total": nonfinite_total})
+            if config.max_seconds > 0 and distributed.all_agree(time.perf_counter() - started >= config.max_seconds):
+                break
         bar.close()
 
         metrics = distributed.from_main(lambda: evaluate(stage, model, eval_batches, seed=seed, device=device))
-        tracker.log(_prefix({f"eval/{k}": v for k, v in metrics.items()}, metric_prefix), config.steps)
-        save_run_checkpoint(out_dir, config.steps, model=model, tokenizer=tokenizer, modules=stage.extra_modules(),
+        if config.max_seconds > 0:
+            metrics["steps_trained"] = float(done)
+        tracker.log(_prefix({f"eval/{k}": v for k, v in metrics.items()}, metric_prefix), done)
+        save_run_checkpoint(out_dir, done, model=model, tokenizer=tokenizer, modules=stage.extra_modules(),
                             state={"stage": stage.name, "metrics": metrics, "nonfinite_total": nonfinite_total},
                             name=FINAL)
         return metrics
