@@ -76,7 +76,7 @@ class WarmStartConfig:
     eval_every: int = 0  # 0 = only at the end
     save_every: int = 100  # 0 = only the final folder
     keep: int = 2
-    max_seconds: float = 0.0  # stop after this many seconds of training (0 = run all `steps`); not reproducible
+    max_seconds: float = 0.0  # stop after this many CPU seconds of training (0 = run all `steps`); not reproducible
     aux_loss_weight: float = 0.01  # MoE load-balancing loss added to the decoder's loss
     # --- joint-lm and sft ---
     mlm_probability: float = 0.15  # share of real, non-special tokens the encoder predicts

@@ -53,8 +53,9 @@ class LoopConfig:
     save_every: int = 100  # 0 = only the final folder
     keep: int = 2  # step checkpoints kept
     max_nonfinite: int = 10  # give up after this many non-finite steps in a row
-    # Stop early once this many seconds of training have passed (0 = never): an equal-compute control. A run
-    # stopped by the clock is not reproducible step for step; the steps it made are in its metrics.
+    # Stop early once this process has spent this many CPU seconds training (0 = never): an equal-compute
+    # control, fair on a shared machine because a busy neighbour does not count. A run stopped by the clock
+    # is not reproducible step for step; the steps it made are in its metrics.
     max_seconds: float = 0.0
 
 
@@ -115,7 +116,7 @@ def train(
     bar = _progress_bar(progress and distributed.is_main(), total=config.steps, initial=start, desc=stage.name)
     in_sync = [*model.parameters(), *(p for m in stage.extra_modules().values() for p in m.parameters())]
     window: dict[str, list[float]] = {}
-    started, done = time.perf_counter(), start
+    started, done = time.process_time(), start
     try:
         for step in range(start, config.steps):
             stage.before_step(step)
@@ -170,7 +171,7 @@ def train(
                                     generators={"stage": generator}, keep=config.keep,
                                     state={"stage": stage.name, "nonfinite_in_row": nonfinite_in_row,
                                            "nonfinite_total": nonfinite_total})
-            if config.max_seconds > 0 and distributed.all_agree(time.perf_counter() - started >= config.max_seconds):
+            if config.max_seconds > 0 and distributed.all_agree(time.process_time() - started >= config.max_seconds):
                 break
         bar.close()
 
