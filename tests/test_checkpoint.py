@@ -86,7 +86,7 @@ def test_atomic_dir_leaves_the_old_folder_when_writing_fails(tmp_path):
     with atomic_dir(target) as tmp:
         (tmp / "a.txt").write_text("old")
     with pytest.raises(RuntimeError):
-        with atomic_dir(target) as tmp:
+        with atomic_dir(target, overwrite=True) as tmp:
             (tmp / "a.txt").write_text("new")
             raise RuntimeError("crash")
     assert (target / "a.txt").read_text() == "old"

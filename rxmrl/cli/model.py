@@ -27,6 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     init.add_argument("preset", help="preset name or TOML path")
     init.add_argument("--out", type=Path, required=True, help="model folder to write")
     init.add_argument("--seed", type=int, default=0)
+    init.add_argument("--overwrite", action="store_true",
+                      help="replace an existing model folder (refused if it holds files other than a model's)")
     init.add_argument("--set", dest="set_items", action="append", default=[], metavar="KEY=VALUE")
     init.set_defaults(handler=run_init)
 
@@ -82,11 +84,13 @@ def run_info(args: argparse.Namespace) -> int:
 def run_init(args: argparse.Namespace) -> int:
     import torch
 
+    from rxmrl.atomic import check_output_dir
     from rxmrl.model import RxT, load_preset
 
+    check_output_dir(args.out, overwrite=args.overwrite)
     torch.manual_seed(args.seed)
     model = RxT(load_preset(args.preset, set_items=args.set_items))
-    folder = model.save_pretrained(args.out)
+    folder = model.save_pretrained(args.out, overwrite=args.overwrite)
     print(f"wrote {folder} ({model.parameter_counts()['total']:,} parameters, seed {args.seed})")
     return 0
 

@@ -9,9 +9,11 @@ checkpoint in DIR; a finished stage (DIR/final/) just reports its metrics.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 STAGE_CHOICES = ("joint-lm", "sft", "memory-attention", "smat")
+STAGE_RECORD = "warmstart.json"  # the stage's resolved config, written at first start: marks the folder as ours
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,8 +36,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
     import torch
 
     from rxmrl.train import distributed
@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_stage_config(args.stage, args.config, args.overrides)
     out_dir = Path(args.out)
+    claim_stage_folder(config, out_dir)
     # under torchrun / accelerate launch: join the process group (a no-op for a single process)
     distributed.init_from_env(args.device)
     device = distributed.local_device(args.device)
@@ -65,6 +66,19 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({k: round(v, 6) for k, v in sorted(metrics.items())}, indent=2))
         print(f"model: {out_dir / 'final'}")
     return 0
+
+
+def claim_stage_folder(config, out_dir: Path) -> None:
+    """Refuse a non-empty folder that is not this stage's; record the stage's config there on first start."""
+    from rxmrl.atomic import atomic_write_text
+    from rxmrl.config import to_dict
+    from rxmrl.train import distributed
+    from rxmrl.train.run_folder import claim_run_folder
+
+    claim_run_folder(out_dir, STAGE_RECORD, what="warm-start")
+    record = out_dir / STAGE_RECORD
+    if distributed.is_main() and not record.is_file():
+        atomic_write_text(record, json.dumps(to_dict(config), indent=2) + "\n")
 
 
 def load_stage_config(stage: str, name_or_path: str, overrides: list[str]):

@@ -33,12 +33,13 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _LISTED = 10  # key names shown per kind of mismatch before "... and N more"
 
 
-def save_pretrained(model: RxT, directory: str | Path, write_extra: Callable[[Path], None] | None = None) -> Path:
+def save_pretrained(model: RxT, directory: str | Path, write_extra: Callable[[Path], None] | None = None, *,
+                    overwrite: bool = False) -> Path:
     from safetensors.torch import save_file
 
     directory = Path(directory)
     state = {name: tensor.detach().contiguous().cpu() for name, tensor in model.state_dict().items()}
-    with atomic_dir(directory) as tmp:
+    with atomic_dir(directory, overwrite=overwrite) as tmp:
         save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
         (tmp / CONFIG_FILE).write_text(json.dumps(to_dict(model.config), indent=2) + "\n")
         if write_extra is not None:

@@ -212,8 +212,9 @@ class RxT(nn.Module):
     def parameter_counts(self) -> dict:
         return parameter_counts(self)
 
-    def save_pretrained(self, directory: str | Path, write_extra: Callable[[Path], None] | None = None) -> Path:
-        return save_pretrained(self, directory, write_extra)
+    def save_pretrained(self, directory: str | Path, write_extra: Callable[[Path], None] | None = None, *,
+                        overwrite: bool = False) -> Path:
+        return save_pretrained(self, directory, write_extra, overwrite=overwrite)
 
     @classmethod
     def from_pretrained(

@@ -77,7 +77,7 @@ def save_checkpoint(
     """
     run_dir = Path(run_dir)
     target = run_dir / name if name else run_dir / CHECKPOINTS / f"step-{step:08d}"
-    with atomic_dir(target) as tmp:
+    with atomic_dir(target, overwrite=True) as tmp:  # inside the run's own folder
         _write_model(model, tmp)
         if tokenizer is not None:
             tokenizer.save(tmp / "tokenizer.json")

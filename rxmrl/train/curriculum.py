@@ -40,12 +40,13 @@ from rxmrl.policy.rxt_policy import RxTPolicy
 from rxmrl.seeding import derive_seed
 from rxmrl.train import distributed
 from rxmrl.train.checkpoint import latest_checkpoint, load_run_checkpoint, save_run_checkpoint
-from rxmrl.train.curriculum_config import CurriculumConfig, StageConfig, save_resolved, validate_warmstart
+from rxmrl.train.curriculum_config import RESOLVED_FILE, CurriculumConfig, StageConfig, save_resolved, validate_warmstart
 from rxmrl.train.evaluation import evaluate_heldout, format_sample
 from rxmrl.train.final_benchmark import check_benchmark_packages
 from rxmrl.train.guard import tolerant_reward
 from rxmrl.train.mrl_trainer import MrlTrainer, build_optimizer, rollout_metrics
 from rxmrl.train.rollout import RolloutSettings, collect_rollout, make_env
+from rxmrl.train.run_folder import claim_run_folder
 from rxmrl.train.schedule import warmup_cosine
 from rxmrl.train.setup import build_model, build_reward, build_tokenizer, check_lengths, resolve_device, stage_episodes
 from rxmrl.train.tracking import Tracker
@@ -113,6 +114,7 @@ def run_curriculum(config: CurriculumConfig, run_dir: str | Path, *, resume: boo
     """
     run_dir = Path(run_dir)
     check_benchmark_packages(config)
+    claim_run_folder(run_dir, RESOLVED_FILE)
     if not resume and distributed.broadcast_object(latest_checkpoint(run_dir) is not None):
         raise CheckpointError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose a new --out")
     if config.threads:
@@ -226,7 +228,7 @@ class _Runner:
 
         folder = self.run_dir / REFERENCE
         if fresh and distributed.is_main():
-            self.model.save_pretrained(folder)
+            self.model.save_pretrained(folder, overwrite=True)  # the run's own folder
         distributed.barrier()  # the others read what rank 0 wrote
         if not fresh and not folder.is_dir():
             raise CheckpointError(f"{folder}: the reference model of this run is missing (impo.kl_ref_coef > 0 needs "

@@ -34,7 +34,7 @@ FINAL = "final"  # the curriculum runner's final model folder
 def save_warmstart_model(model: Any, tokenizer: Any, run_dir: str | Path) -> Path:
     """Save the model right after warm-start (with the run's tokenizer) as RUN_DIR/warmstart-final/."""
     return model.save_pretrained(Path(run_dir) / WARMSTART_FINAL,
-                                 write_extra=lambda folder: tokenizer.save(folder / "tokenizer.json"))
+                                 write_extra=lambda folder: tokenizer.save(folder / "tokenizer.json"), overwrite=True)
 
 
 def benchmark_limits(config: CurriculumConfig) -> dict[str, int]:
