@@ -58,8 +58,10 @@ def run(args: argparse.Namespace) -> int:
         tokenizer = distributed.from_main(lambda: build_tokenizer(config, out_dir))
         if main:
             print(f"rxmrl warmstart {config.stage}: model {config.model}, {config.steps} steps -> {out_dir}")
+        # sft's mlm_head_from = "auto" looks only in the model folder the config names
+        heads = [Path(config.model)] if Path(config.model).is_dir() else []
         metrics = run_warmstart(config.warmstart(), model, tokenizer, out_dir, seed=args.seed, device=device,
-                                progress=not args.no_progress)
+                                progress=not args.no_progress, mlm_head_sources=heads)
     finally:
         distributed.shutdown()
     if main:

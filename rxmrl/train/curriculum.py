@@ -192,12 +192,14 @@ class _Runner:
             return
         from rxmrl.train.warmstart import run_warmstart
 
+        heads = []  # this run's joint-lm / sft stage folders: where sft's mlm_head_from = "auto" looks
         for i, table in enumerate(tables):
             out = self.run_dir / f"warmstart-{i}-{table.stage}"
             # 31 bits, as in the runs recorded so far (the warm-start sampler itself takes any int)
             seed = derive_seed(self.config.seed, "warmstart", i) % 2**31  # the loop derives per-rank streams
             run_warmstart(table, self.model, self.tokenizer, out, seed=seed,
-                          tracker=self.tracker, device=str(self.device), progress=self.progress)
+                          tracker=self.tracker, device=str(self.device), progress=self.progress, mlm_head_sources=heads)
+            heads += [out] if table.stage in ("joint-lm", "sft") else []
             self.model.to("cpu")
 
     def _start_mrl(self, fresh: bool) -> None:
