@@ -98,11 +98,11 @@ def load_stage_config(stage: str, name_or_path: str, overrides: list[str]):
 
 
 def resolve_config(name_or_path: str) -> Path:
-    from rxmrl.catalog import catalog_dirs
+    from rxmrl.catalog import catalog_dirs, names_a_path
     from rxmrl.errors import ConfigError
 
-    path = Path(name_or_path)
-    if path.is_file():
+    path = Path(name_or_path).expanduser()
+    if names_a_path(name_or_path) and path.is_file():  # a bare name is a preset, never a file in the cwd
         return path
     for folder in catalog_dirs("curricula"):
         candidate = folder / "warmstart" / f"{path.name.removesuffix('.toml')}.toml"
