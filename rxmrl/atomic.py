@@ -67,7 +67,8 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     """`with atomic_file(out) as tmp:` write `tmp` (any writer that takes a path); on success it becomes `out`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+    # the suffix stays last, for writers that pick the format from it (savefig)
+    tmp = path.parent / f".{path.stem}.tmp-{uuid.uuid4().hex[:8]}{path.suffix}"
     try:
         yield tmp
         with tmp.open("rb") as f:

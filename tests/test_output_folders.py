@@ -95,3 +95,38 @@ def test_baseline_train_refuses_a_non_empty_folder_before_training(tmp_path, cap
     assert main(["baseline", "train", "--match-preset", "rxt-tiny", "--tokenizer", str(tmp_path / "none.json"),
                  "--out", str(tmp_path / "b")]) == 2
     assert "not empty" in capsys.readouterr().err
+
+
+def test_a_tokenizer_write_that_dies_midway_leaves_the_old_file(tmp_path, monkeypatch):
+    from rxmrl.data import train_tokenizer
+
+    tokenizer = train_tokenizer(["Lily had a red kite.", "Tom saw a blue ball."] * 20, 300)
+    path = tokenizer.save(tmp_path / "tokenizer.json")
+    before = path.read_bytes()
+
+    def dies_midway(target):
+        with open(target, "w") as f:
+            f.write('{"version": "1.0", "trunc')  # what a kill mid-write leaves
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tokenizer.backend, "save", dies_midway, raising=False)
+    with pytest.raises(KeyboardInterrupt):
+        tokenizer.save(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["tokenizer.json"]  # no temporary file left behind
+
+
+def test_atomic_write_text_replaces_whole_files_only(tmp_path, monkeypatch):
+    import os
+
+    from rxmrl.atomic import atomic_write_text
+
+    atomic_write_text(tmp_path / "a.json", "old")
+
+    def no_rename(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", no_rename)
+    with pytest.raises(OSError):
+        atomic_write_text(tmp_path / "a.json", "new")
+    assert (tmp_path / "a.json").read_text() == "old" and len(list(tmp_path.iterdir())) == 1

@@ -106,9 +106,12 @@ class Tokenizer:
     # ---- files ----------------------------------------------------------------------------------------
 
     def save(self, path: str | Path) -> Path:
+        """Write the tokenizer file atomically (a kill mid-write leaves the old file, never a truncated one)."""
+        from rxmrl.atomic import atomic_file
+
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.backend.save(str(path))
+        with atomic_file(path) as tmp:
+            self.backend.save(str(tmp))
         return path
 
     @classmethod

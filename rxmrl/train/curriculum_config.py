@@ -591,12 +591,9 @@ def _is_index(key: str) -> bool:
 
 def save_resolved(config: CurriculumConfig, run_dir: str | Path) -> Path:
     """Write the resolved curriculum (after `--set` and `--seed`) as `RUN_DIR/curriculum.json`."""
-    path = Path(run_dir) / RESOLVED_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(to_dict(config), indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    from rxmrl.atomic import atomic_write_text
+
+    return atomic_write_text(Path(run_dir) / RESOLVED_FILE, json.dumps(to_dict(config), indent=2) + "\n")
 
 
 def load_resolved(run_dir: str | Path) -> CurriculumConfig:
