@@ -146,3 +146,34 @@ def test_reference_kl_uses_a_frozen_copy_of_the_starting_model(tmp_path):
     assert any(not torch.equal(reference[k], final[k]) for k in reference)  # the policy moved, the reference not
     kl = [r["policy/kl_ref"] for r in read_metrics(tmp_path / "run") if "policy/kl_ref" in r]
     assert kl[0] == pytest.approx(0.0, abs=1e-5) and kl[-1] > kl[0]
+
+
+def test_a_learning_rate_that_breaks_the_weights_names_the_checkpoint_before_it_and_a_resume_can_lower_it(tmp_path):
+    from dataclasses import replace
+
+    from rxmrl.cli import main
+    from rxmrl.train.curriculum_config import LearningRates
+
+    config = load_curriculum("curricula/smoke.toml", TINY + ["stage.0.steps=[1]", "eval.before_stage=false",
+                                                             "checkpoint.every_iterations=1",
+                                                             "impo.max_consecutive_nonfinite=3"])
+    # a second stage whose decoder learning rate turns the weights into finite garbage on its first update
+    config.stage.append(replace(config.stage[0], steps=[2], episodes_per_epoch=16,
+                                lr=LearningRates(decoder=1e10)))
+    run = tmp_path / "run"
+    with pytest.raises(TrainingError, match="non-finite") as error:
+        run_curriculum(config, run, progress=False)
+    # iteration 3 applied the 1e10 update; 4-6 were skipped: the good state is the one before iteration 3
+    good = run / "checkpoints" / "step-00000002"
+    assert f"The last good state is {good}" in str(error.value)
+    assert latest_checkpoint(run) == good
+    assert (run / "checkpoints" / "set-aside-step-00000003").is_dir()  # kept, never resumed from
+
+    assert main(["train", "--resume", str(run), "--set", "stage.1.lr.decoder=1e-5", "--no-progress"]) == 0
+    assert json.loads((run / "curriculum.json").read_text())["stage"][1]["lr"]["decoder"] == 1e-5
+    lrs = [r["train/lr/decoder"] for r in read_metrics(run) if r.get("curriculum/stage") == 2 and
+           "train/lr/decoder" in r]
+    assert lrs[-1] <= 1e-5
+    weights = load_file(str(run / "final" / "model.safetensors"))
+    assert all(bool(torch.isfinite(t).all()) and float(t.abs().max()) < 1e3 for t in weights.values())
+

@@ -160,6 +160,15 @@ def list_checkpoints(run_dir: str | Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def set_aside_from(run_dir: str | Path, step: int) -> Path | None:
+    """Rename the step checkpoints at `step` or later to `set-aside-step-N` (kept, but no longer resumed
+    from) and return the newest one left, or None."""
+    for path in list_checkpoints(run_dir):
+        if int(_STEP_DIR.match(path.name).group(1)) >= step:
+            path.rename(path.with_name(f"set-aside-{path.name}"))
+    return latest_checkpoint(run_dir)
+
+
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
     found = list_checkpoints(run_dir)
     return found[-1] if found else None

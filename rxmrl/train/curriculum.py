@@ -22,6 +22,7 @@ control flow (held-out reward, the checkpoint to resume from).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -35,19 +36,19 @@ import torch
 from torch import nn
 
 from rxmrl.data.episode import Episode
-from rxmrl.errors import CheckpointError, ConfigError
+from rxmrl.errors import CheckpointError, ConfigError, TrainingError
 from rxmrl.policy.rxt_policy import RxTPolicy
 from rxmrl.seeding import derive_seed
 from rxmrl.train import distributed
-from rxmrl.train.checkpoint import latest_checkpoint, load_run_checkpoint, save_run_checkpoint
+from rxmrl.train.checkpoint import latest_checkpoint, load_run_checkpoint, save_run_checkpoint, set_aside_from
 from rxmrl.train.curriculum_config import RESOLVED_FILE, CurriculumConfig, StageConfig, save_resolved, validate_warmstart
 from rxmrl.train.evaluation import evaluate_heldout, format_sample
 from rxmrl.train.final_benchmark import check_benchmark_packages
-from rxmrl.train.guard import tolerant_reward
+from rxmrl.train.guard import all_finite, tolerant_reward
 from rxmrl.train.mrl_trainer import MrlTrainer, build_optimizer, rollout_metrics
 from rxmrl.train.rollout import RolloutSettings, collect_rollout, make_env
 from rxmrl.train.run_folder import claim_run_folder
-from rxmrl.train.schedule import warmup_cosine
+from rxmrl.train.schedule import set_base_learning_rates, warmup_cosine
 from rxmrl.train.setup import build_model, build_reward, build_tokenizer, check_lengths, resolve_device, stage_episodes
 from rxmrl.train.tracking import Tracker
 from rxmrl.train.unfreeze import apply_unfreeze
@@ -173,7 +174,7 @@ class _Runner:
             self._run_epoch()
         self.state["finished"] = True
         final = self._save(name=FINAL)
-        self._save()
+        self._save(force=True)
         if self.progress:
             print(f"rxmrl: done; final model in {final}", file=sys.stderr)
         self._final_benchmark()
@@ -264,11 +265,27 @@ class _Runner:
             objects["schedulers"] = {"scheduler": run.scheduler}
         return objects
 
-    def _save(self, name: str | None = None) -> Path:
+    def _save(self, name: str | None = None, force: bool = False) -> Path | None:
+        if name is None and not force and not self._healthy():
+            return None  # never a checkpoint of a state that may be broken: it would push a good one out
         self.state["guard"] = self.trainer.guard.state_dict()
         return save_run_checkpoint(self.run_dir, self.state["global_iteration"], model=self.model,
                                    tokenizer=self.tokenizer, state=self.state, keep=self.config.checkpoint.keep,
                                    name=name, local=self._local(), **self._objects())
+
+    def _healthy(self) -> bool:
+        """No update is being skipped right now and every weight is finite (the same answer on every rank)."""
+        finite = self.trainer.guard.consecutive == 0 and all_finite(self.policy.parameters())
+        return distributed.all_agree(finite)
+
+    def _stop_nonfinite(self) -> TrainingError:
+        """Set aside the checkpoints the last applied update may have broken; the error names what is left."""
+        last_update = self.state.get("last_update")
+        if last_update is None:  # no update was ever applied: the weights are the warm start's, still good
+            good = self._save(force=True)
+        else:
+            good = distributed.from_main(lambda: set_aside_from(self.run_dir, last_update))
+        return self.trainer.guard.error(str(self.run_dir), None if good is None else str(good))
 
     def _local(self) -> tuple[str, ...]:
         # what each rank holds for itself besides generators and RNG: the STM its own rows carry
@@ -277,6 +294,9 @@ class _Runner:
     def _load(self, path: Path) -> dict[str, Any]:
         state = load_run_checkpoint(path, model=self.model, local=self._local(), **self._objects())
         state.pop("step", None)
+        if self.stage_run is not None:  # a resume may have changed the learning rates (resume_changes.py)
+            run = self.stage_run
+            set_base_learning_rates(run.optimizer, run.scheduler, dataclasses.asdict(run.config.lr))
         self.trainer.guard.load_state_dict(state["guard"])
         return state
 
@@ -347,8 +367,10 @@ class _Runner:
         state["stage_train_s"] = state.get("stage_train_s", 0.0) + time.perf_counter() - began
         if state["global_iteration"] % self.config.log_every == 0:
             self.tracker.log(distributed.mean_metrics(metrics), state["global_iteration"])
+        if self.trainer.guard.consecutive == 0 and metrics.get("train/optimizer_steps", 0) > 0:
+            state["last_update"] = state["global_iteration"]  # the weights changed in this iteration
         if self.trainer.guard.exhausted:
-            raise self.trainer.guard.error(str(self._save()))
+            raise self._stop_nonfinite()
         return metrics
 
     def _evaluate(self, run: StageRun, epoch: int) -> float:

@@ -1,8 +1,11 @@
 """Non-finite handling: an update whose loss or gradient is NaN/inf is skipped, counted, and the run goes on.
 
 One bad batch (a reward plug-in that returned NaN, an overflow) must not end a long run, but a run that keeps
-producing them is broken: after `max_consecutive` skipped updates in a row the trainer writes a checkpoint
-(weights are untouched by skipped updates, so it is the last good state) and raises `TrainingError`.
+producing them is broken: after `max_consecutive` skipped updates in a row the trainer stops with
+`TrainingError`, naming the last good state. That is not the current one: skipped updates leave the weights
+alone, but the last update that *was* applied may be what broke them (a learning rate of 1e10 gives finite,
+useless weights whose every later loss is NaN). So the last good state is the newest checkpoint written
+before that update (`checkpoint.set_aside_from`), and no checkpoint is written while updates are being skipped.
 """
 
 from __future__ import annotations
@@ -38,11 +41,15 @@ class NonFiniteGuard:
     def exhausted(self) -> bool:
         return self.consecutive >= self.max_consecutive
 
-    def error(self, where: str) -> TrainingError:
+    def error(self, run_dir: str, last_good: str | None) -> TrainingError:
+        if last_good is not None:
+            where = f"The last good state is {last_good}; --resume continues from it"
+        else:
+            where = "No checkpoint of this run predates the updates that broke it; --resume starts MRL again"
         return TrainingError(
             f"{self.consecutive} updates in a row had a non-finite loss or gradient ({self.total} in this run); "
-            f"stopped. The last good state is saved in {where}. Check the reward (does it return NaN?), lower "
-            f"the learning rates or set impo.max_grad_norm, then resume with --resume."
+            f"stopped. {where}. Check the reward (does it return NaN?) or lower the learning rates, e.g. "
+            f"rxmrl train --resume {run_dir} --set stage.*.lr.decoder=1e-5 (a resume may change learning rates)."
         )
 
     def state_dict(self) -> dict[str, int]:
