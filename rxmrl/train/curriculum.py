@@ -41,13 +41,13 @@ from rxmrl.policy.rxt_policy import RxTPolicy
 from rxmrl.seeding import derive_seed
 from rxmrl.train import distributed
 from rxmrl.train.checkpoint import latest_checkpoint, load_run_checkpoint, save_run_checkpoint, set_aside_from
-from rxmrl.train.curriculum_config import RESOLVED_FILE, CurriculumConfig, StageConfig, save_resolved, validate_warmstart
+from rxmrl.train.curriculum_config import RESOLVED_FILE, CurriculumConfig, StageConfig, start_resolved, validate_warmstart
 from rxmrl.train.evaluation import evaluate_heldout, format_sample
 from rxmrl.train.final_benchmark import check_benchmark_packages
 from rxmrl.train.guard import all_finite, tolerant_reward
 from rxmrl.train.mrl_trainer import MrlTrainer, build_optimizer, rollout_metrics
 from rxmrl.train.rollout import RolloutSettings, collect_rollout, make_env
-from rxmrl.train.run_folder import claim_run_folder
+from rxmrl.train.run_folder import claim_run_folder, run_lock
 from rxmrl.train.schedule import set_base_learning_rates, warmup_cosine
 from rxmrl.train.setup import build_model, build_reward, build_tokenizer, check_lengths, resolve_device, stage_episodes
 from rxmrl.train.tracking import Tracker
@@ -116,18 +116,20 @@ def run_curriculum(config: CurriculumConfig, run_dir: str | Path, *, resume: boo
     run_dir = Path(run_dir)
     check_benchmark_packages(config)
     claim_run_folder(run_dir, RESOLVED_FILE)
-    if not resume and distributed.broadcast_object(latest_checkpoint(run_dir) is not None):
-        raise CheckpointError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose a new --out")
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    device_ = resolve_device(distributed.local_device(device or config.device))
-    if not resume and distributed.is_main():
-        save_resolved(config, run_dir)
-    runner = _Runner(config, run_dir, device_, progress)
-    try:
-        return runner.run()
-    finally:
-        runner.tracker.close()
+    with run_lock(run_dir, enabled=distributed.is_main()):  # one run at a time in a folder
+        if not resume and distributed.broadcast_object(latest_checkpoint(run_dir) is not None):
+            raise CheckpointError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose a "
+                                  f"new --out")
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        device_ = resolve_device(distributed.local_device(device or config.device))
+        if not resume:
+            config = start_resolved(config, run_dir, write=distributed.is_main())
+        runner = _Runner(config, run_dir, device_, progress)
+        try:
+            return runner.run()
+        finally:
+            runner.tracker.close()
 
 
 class _Runner:

@@ -596,6 +596,36 @@ def save_resolved(config: CurriculumConfig, run_dir: str | Path) -> Path:
     return atomic_write_text(Path(run_dir) / RESOLVED_FILE, json.dumps(to_dict(config), indent=2) + "\n")
 
 
+def start_resolved(config: CurriculumConfig, run_dir: str | Path, *, write: bool = True) -> CurriculumConfig:
+    """At a (re)start in `run_dir`: `config` with its local paths made absolute, recorded as `curriculum.json`.
+
+    A folder that already records a curriculum (a run killed before its first MRL checkpoint) continues only
+    with the same one: any other difference than `threads` or the stages' learning rates is a `ConfigError`
+    naming it, since the folder's tokenizer and warm-start stages were made from the recorded settings.
+    """
+    from rxmrl.train.run_folder import absolute_paths, first_difference
+
+    config = curriculum_from_dict(absolute_paths(to_dict(config)), source=f"{run_dir}/{RESOLVED_FILE}")
+    path = Path(run_dir) / RESOLVED_FILE
+    if path.is_file():
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+        difference = first_difference(_comparable(recorded), _comparable(to_dict(config)))
+        if difference:
+            raise ConfigError(f"{run_dir} holds a run started with other settings ({difference}); its tokenizer and "
+                              f"warm start come from those. Continue it unchanged, or choose a new --out")
+    if write:
+        save_resolved(config, run_dir)
+    return config
+
+
+def _comparable(data: dict[str, Any]) -> dict[str, Any]:
+    # what may differ between a killed run and its restart: the thread count, and learning rates (see
+    # resume_changes.py); everything else made the files already in the folder
+    data = {k: v for k, v in data.items() if k != "threads"}
+    data["stage"] = [{k: v for k, v in s.items() if k != "lr"} for s in data.get("stage", [])]
+    return data
+
+
 def load_resolved(run_dir: str | Path) -> CurriculumConfig:
     """The curriculum a run was started with (what `--resume` uses)."""
     path = Path(run_dir) / RESOLVED_FILE
