@@ -75,9 +75,8 @@ def test_a_short_run_writes_checkpoints_metrics_and_the_final_model(tmp_path):
 
 def test_a_non_finite_reward_skips_that_update_and_the_run_goes_on(tmp_path):
     reward = nan_reward_file(tmp_path, always=False)
-    config = load_curriculum("curricula/smoke.toml", TINY + [f"reward.spec='{reward}:reward'",
-                                                             "eval.before_stage=false"])
-    config.reward.composite = None
+    config = load_curriculum("curricula/smoke.toml", TINY + ["eval.before_stage=false"])
+    config.reward.spec, config.reward.composite = f"{reward}:reward", None
     summary = run_curriculum(config, tmp_path / "run", progress=False)
     assert summary["nonfinite_skipped"] == 1
     rows = [r for r in read_metrics(tmp_path / "run") if "train/nonfinite_skipped" in r]
@@ -88,9 +87,8 @@ def test_a_non_finite_reward_skips_that_update_and_the_run_goes_on(tmp_path):
 
 def test_repeated_non_finite_rewards_stop_with_a_usable_checkpoint(tmp_path):
     reward = nan_reward_file(tmp_path, always=True)
-    config = load_curriculum("curricula/smoke.toml", TINY + [f"reward.spec='{reward}:reward'",
-                                                             "impo.max_consecutive_nonfinite=2"])
-    config.reward.composite = None
+    config = load_curriculum("curricula/smoke.toml", TINY + ["impo.max_consecutive_nonfinite=2"])
+    config.reward.spec, config.reward.composite = f"{reward}:reward", None
     with pytest.raises(TrainingError, match="non-finite") as error:
         run_curriculum(config, tmp_path / "run", progress=False)
     checkpoint = latest_checkpoint(tmp_path / "run")

@@ -82,11 +82,15 @@ def read_cases(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise DataError(f"{path}: no such cases file")
     cases = []
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            where = f"{path}:{number}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{where}: not UTF-8 text: {e}") from None
             if not line.strip():
                 continue
-            where = f"{path}:{number}"
             try:
                 case = json.loads(line)
             except json.JSONDecodeError as e:

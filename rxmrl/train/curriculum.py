@@ -458,6 +458,7 @@ class _Runner:
         history = state.get("history", [])
         return {"run_dir": str(self.run_dir), "iterations": state.get("global_iteration", 0),
                 "nonfinite_skipped": state.get("guard", {}).get("total", 0), "history": history,
+                "rewards_clipped": self.reward_filter.clipped,  # this process's, outside 0-10 (guard.py)
                 "final": str(self.run_dir / FINAL)}
 
 

@@ -522,6 +522,10 @@ def load_curriculum(path: str | Path, overrides: list[str] | tuple[str, ...] = (
                     seed: int | None = None) -> CurriculumConfig:
     """Read, override (`--set`), resolve and validate a curriculum TOML. `seed` (`--seed`) wins over the file."""
     raw = apply_overrides(load_toml(path), parse_overrides(list(overrides)), source=str(path))
+    reward = raw.get("reward")
+    if isinstance(reward, dict) and "spec" in reward and "composite" in reward:
+        raise ConfigError(f"{path}: [reward] has both spec = {reward['spec']!r} and an inline [reward.composite]; "
+                          f"keep one of them (which one trains would otherwise be a guess)")
     if seed is not None:
         raw["seed"] = seed
     return curriculum_from_dict(raw, source=str(path))

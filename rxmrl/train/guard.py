@@ -10,11 +10,14 @@ before that update (`checkpoint.set_aside_from`), and no checkpoint is written w
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 
 import torch
 
 from rxmrl.errors import TrainingError
+
+REWARD_MIN, REWARD_MAX = 0.0, 10.0  # the MRL reward scale
 
 
 def all_finite(tensors: Iterable[torch.Tensor | None]) -> bool:
@@ -67,12 +70,17 @@ class NonFiniteRewardFilter:
     the environment this wrapper: non-finite totals or components become 0.0 for the environment, and
     `last_bad` ([rewarded samples] bool) tells the trainer which samples they were, so it can mark that
     rollout non-finite and skip its update. Errors the reward raises are not caught.
+
+    Totals outside rxmrl's reward scale (0-10, what `impo.reward_scale` and the curricula are tuned for) are
+    clipped into it and counted in `clipped`; the first time it happens a warning names the reward and the
+    values, since a plug-in on another scale trains with silently wrong step sizes otherwise.
     """
 
     def __init__(self, fn, name: str):
         self.fn = fn
         self.__name__ = name
         self.last_bad: torch.Tensor | None = None
+        self.clipped = 0
 
     def __call__(self, batch):
         from rxmrl.reward.base import RewardOutput
@@ -92,7 +100,17 @@ class NonFiniteRewardFilter:
                 bad |= ~torch.isfinite(value)
             components[key] = torch.nan_to_num(value, nan=0.0, posinf=0.0, neginf=0.0)
         self.last_bad = bad
-        return RewardOutput(total=torch.nan_to_num(total, nan=0.0, posinf=0.0, neginf=0.0), components=components)
+        total = torch.nan_to_num(total, nan=0.0, posinf=0.0, neginf=0.0)
+        outside = (total < REWARD_MIN) | (total > REWARD_MAX)
+        if bool(outside.any()):
+            if self.clipped == 0:
+                warnings.warn(f"reward '{self.__name__}' returned {int(outside.sum())} of {len(total)} totals outside "
+                              f"{REWARD_MIN:g}-{REWARD_MAX:g} (min {float(total.min()):g}, max {float(total.max()):g}); "
+                              f"they are clipped to that range (rxmrl's reward scale), and counted from now on",
+                              stacklevel=2)
+            self.clipped += int(outside.sum())
+            total = total.clamp(REWARD_MIN, REWARD_MAX)
+        return RewardOutput(total=total, components=components)
 
 
 def tolerant_reward(reward, name: str | None = None):
