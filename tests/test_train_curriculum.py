@@ -34,8 +34,8 @@ TINY = [
 ]
 
 
-def nan_reward_file(tmp_path: Path, always: bool) -> Path:
-    """A reward plug-in: word overlap, but NaN for one sample of its first call (or of every call)."""
+def nan_reward_file(tmp_path: Path, always: bool, every_sample: bool = False) -> Path:
+    """A reward plug-in: word overlap, but NaN for one sample (or all) of its first call (or of every call)."""
     path = tmp_path / "nan_reward.py"
     path.write_text(
         "import math\n"
@@ -44,7 +44,7 @@ def nan_reward_file(tmp_path: Path, always: bool) -> Path:
         "    calls[0] += 1\n"
         "    out = [float(len(set(g.split()) & set(r.split()))) for g, r in zip(batch.generated, batch.reference)]\n"
         f"    if {always} or calls[0] == 1:\n"
-        "        out[0] = math.nan\n"
+        f"        out[{':' if every_sample else '0'}] = {'[math.nan] * len(out)' if every_sample else 'math.nan'}\n"
         "    return out\n"
     )
     return path
@@ -73,20 +73,20 @@ def test_a_short_run_writes_checkpoints_metrics_and_the_final_model(tmp_path):
         run_curriculum(config, run, progress=False)
 
 
-def test_a_non_finite_reward_skips_that_update_and_the_run_goes_on(tmp_path):
+def test_a_non_finite_reward_leaves_out_that_episode_and_the_run_goes_on(tmp_path):
     reward = nan_reward_file(tmp_path, always=False)
     config = load_curriculum("curricula/smoke.toml", TINY + ["eval.before_stage=false"])
     config.reward.spec, config.reward.composite = f"{reward}:reward", None
     summary = run_curriculum(config, tmp_path / "run", progress=False)
-    assert summary["nonfinite_skipped"] == 1
+    assert summary["nonfinite_skipped"] == 0
     rows = [r for r in read_metrics(tmp_path / "run") if "train/nonfinite_skipped" in r]
-    assert rows[0].get("train/update_skipped") == 1.0
-    assert rows[-1]["train/nonfinite_skipped"] == 1.0 and "policy/loss" in rows[-1]
+    assert rows[0]["train/nonfinite_samples"] == 4.0  # the broken rollout's group of 4; the other group trains
+    assert "train/update_skipped" not in rows[0] and "policy/loss" in rows[0]
     assert (tmp_path / "run" / "final" / "model.safetensors").is_file()
 
 
 def test_repeated_non_finite_rewards_stop_with_a_usable_checkpoint(tmp_path):
-    reward = nan_reward_file(tmp_path, always=True)
+    reward = nan_reward_file(tmp_path, always=True, every_sample=True)
     config = load_curriculum("curricula/smoke.toml", TINY + ["impo.max_consecutive_nonfinite=2"])
     config.reward.spec, config.reward.composite = f"{reward}:reward", None
     with pytest.raises(TrainingError, match="non-finite") as error:

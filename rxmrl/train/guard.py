@@ -68,8 +68,8 @@ class NonFiniteRewardFilter:
 
     The environment (rightly) refuses NaN rewards. Training should survive one bad batch, so the trainer hands
     the environment this wrapper: non-finite totals or components become 0.0 for the environment, and
-    `last_bad` ([rewarded samples] bool) tells the trainer which samples they were, so it can mark that
-    rollout non-finite and skip its update. Errors the reward raises are not caught.
+    `last_bad` ([rewarded samples] bool) tells the trainer which samples they were, so it can leave those
+    episodes out of the update (`MrlTrainer.update`). Errors the reward raises are not caught.
 
     Totals outside rxmrl's reward scale (0-10, what `impo.reward_scale` and the curricula are tuned for) are
     clipped into it and counted in `clipped`; the first time it happens a warning names the reward and the
