@@ -165,3 +165,10 @@ def test_rng_states_round_trip_through_a_weights_only_checkpoint(tmp_path):
     random.random(), np.random.rand(), torch.rand(1)  # move every stream on
     load_checkpoint(folder)
     assert (random.random(), float(np.random.rand()), float(torch.rand(1))) == expected
+
+
+def test_a_metrics_row_cut_by_a_kill_is_skipped_and_logging_goes_on(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "lo')
+    with Tracker(tmp_path, tensorboard=False) as tracker:
+        tracker.log({"loss": 1.0}, 3)
+    assert [r["step"] for r in read_metrics(tmp_path)] == [1, 3]
