@@ -45,7 +45,8 @@ def test_relative_paths_are_recorded_absolute(tmp_path, monkeypatch):
     recorded = json.loads((tmp_path / "run" / "curriculum.json").read_text())
     assert recorded["tokenizer"]["path"] == str(tmp_path / "tok.json")
     assert recorded["model"]["name"] == "rxt-tiny" and recorded["data"]["source"] == "synthetic"  # names stay
-    assert absolute_paths({"reward": {"spec": "plugin.py:score"}}) == {"reward": {"spec": f"{tmp_path}/plugin.py:score"}}
+    spec = absolute_paths({"reward": {"spec": "plugin.py:score"}})["reward"]["spec"]
+    assert spec == f"{tmp_path / 'plugin.py'}:score"
 
 
 def test_first_difference_names_the_key():

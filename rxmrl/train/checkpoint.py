@@ -49,19 +49,13 @@ def capture_rng() -> dict[str, Any]:
 
 
 def restore_rng(state: Mapping[str, Any]) -> None:
-    random.setstate(_python_rng_state(state["python"]))
+    random.setstate(state["python"])
     name, keys, pos, has_gauss, cached = state["numpy"]
     keys = keys.numpy() if isinstance(keys, torch.Tensor) else keys  # older checkpoints hold the NumPy array
     np.random.set_state((name, keys.astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _python_rng_state(state: Any) -> tuple:
-    # random.setstate wants tuples; a state read back may come as lists
-    version, internal, gauss = state
-    return version, tuple(internal), gauss
 
 
 def load_state_file(file: str | Path) -> Any:

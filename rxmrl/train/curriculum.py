@@ -41,7 +41,8 @@ from rxmrl.policy.rxt_policy import RxTPolicy
 from rxmrl.seeding import derive_seed
 from rxmrl.train import distributed
 from rxmrl.train.checkpoint import latest_checkpoint, load_run_checkpoint, save_run_checkpoint, set_aside_from
-from rxmrl.train.curriculum_config import RESOLVED_FILE, CurriculumConfig, StageConfig, start_resolved, validate_warmstart
+from rxmrl.train.curriculum_config import (RESOLVED_FILE, CurriculumConfig, StageConfig, start_resolved,
+                                           validate_warmstart)
 from rxmrl.train.evaluation import evaluate_heldout, format_sample
 from rxmrl.train.final_benchmark import check_benchmark_packages
 from rxmrl.train.guard import all_finite, tolerant_reward

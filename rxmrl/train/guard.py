@@ -104,10 +104,10 @@ class NonFiniteRewardFilter:
         outside = (total < REWARD_MIN) | (total > REWARD_MAX)
         if bool(outside.any()):
             if self.clipped == 0:
+                low, high = float(total.min()), float(total.max())
                 warnings.warn(f"reward '{self.__name__}' returned {int(outside.sum())} of {len(total)} totals outside "
-                              f"{REWARD_MIN:g}-{REWARD_MAX:g} (min {float(total.min()):g}, max {float(total.max()):g}); "
-                              f"they are clipped to that range (rxmrl's reward scale), and counted from now on",
-                              stacklevel=2)
+                              f"{REWARD_MIN:g}-{REWARD_MAX:g} (min {low:g}, max {high:g}); they are clipped to that "
+                              f"range (rxmrl's reward scale), and counted from now on", stacklevel=2)
             self.clipped += int(outside.sum())
             total = total.clamp(REWARD_MIN, REWARD_MAX)
         return RewardOutput(total=total, components=components)

@@ -197,7 +197,8 @@ class MrlTrainer:
             return {"train/nonfinite_skipped": float(self.guard.total), "train/update_skipped": 1.0,
                     "train/nonfinite_samples": float(dropped.sum())}
         rewarded = rollout.rewarded & ~dropped[:, None]
-        rewards = torch.where(dropped[:, None], torch.zeros_like(rollout.rewards), rollout.rewards) * config.reward_scale
+        rewards = torch.where(dropped[:, None], torch.zeros_like(rollout.rewards), rollout.rewards)
+        rewards = rewards * config.reward_scale
         estimate = compute_advantages(config, rewards, rollout.values, rewarded, rollout.group_ids)
         estimate.active &= ~dropped[:, None]
         advantages = normalize_advantages(estimate.advantages, estimate.active, config.normalize,
