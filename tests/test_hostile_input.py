@@ -138,3 +138,14 @@ def test_a_missing_local_path_is_never_looked_up_on_the_hub(tmp_path, monkeypatc
 
     with pytest.raises(DataError, match="no such tokenizer file"):
         Tokenizer.from_pretrained("runs/tok")
+
+
+def test_reward_score_names_totals_outside_the_scale(tmp_path, capsys):
+    (tmp_path / "loud.py").write_text("def reward(batch):\n    return [50.0] * len(batch.generated)\n")
+    case = {"query": "q", "generated": "a", "reference": "r", "remember": []}
+    (tmp_path / "cases.jsonl").write_text(json.dumps(case) + "\n")
+    assert main(["reward", "score", "--spec", f"{tmp_path / 'loud.py'}:reward", "--cases",
+                 str(tmp_path / "cases.jsonl"), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)[0]["total"] == 50.0
+    assert "1 of 1 totals outside the 0-10 scale (cases 1)" in captured.err

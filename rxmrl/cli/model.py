@@ -128,11 +128,10 @@ def _load_tokenizer(path: Path):
 
 
 def run_generate(args: argparse.Namespace) -> int:
+    import math
     import time
 
     import torch
-
-    import math
 
     if args.new_tokens < 1:
         raise ConfigError(f"--new-tokens: must be at least 1, got {args.new_tokens}")
