@@ -18,4 +18,3 @@ def looks_like_hub_id(name: object) -> bool:
         return False
     path = Path(name)
     return not path.exists() and not path.parent.exists()
-

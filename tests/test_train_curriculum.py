@@ -174,4 +174,3 @@ def test_a_learning_rate_that_breaks_the_weights_names_the_checkpoint_before_it_
     assert lrs[-1] <= 1e-5
     weights = load_file(str(run / "final" / "model.safetensors"))
     assert all(bool(torch.isfinite(t).all()) and float(t.abs().max()) < 1e3 for t in weights.values())
-
