@@ -164,3 +164,4 @@ def _decoding_lm_head(model: RxT, batch: int, steps: int) -> Callable[[torch.Ten
         weight_t = weight.t().contiguous()  # [D, V]
         return lambda hidden: hidden @ weight_t
     return model.decoder.lm_head
+
