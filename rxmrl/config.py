@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import sys
 import types
 import typing
@@ -32,7 +33,7 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     try:
         with path.open("rb") as f:
             return tomllib.load(f)
-    except tomllib.TOMLDecodeError as e:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: invalid TOML: {e}") from None
 
 
@@ -152,6 +153,8 @@ def _convert(tp: Any, value: Any, *, source: str, key: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise fail("a number")
+        if not math.isfinite(value):  # TOML and --set accept nan and inf; no setting means either
+            raise fail("a finite number")
         return float(value)
     if tp is str:
         if not isinstance(value, str):

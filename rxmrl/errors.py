@@ -26,3 +26,7 @@ class CheckpointError(RxmrlError):
 
 class TrainingError(RxmrlError):
     """Training cannot go on (for example: too many non-finite updates in a row)."""
+
+
+class OutputError(RxmrlError):
+    """An output folder or file exists and writing there would destroy what is in it, or it is in use."""

@@ -86,7 +86,7 @@ def test_atomic_dir_leaves_the_old_folder_when_writing_fails(tmp_path):
     with atomic_dir(target) as tmp:
         (tmp / "a.txt").write_text("old")
     with pytest.raises(RuntimeError):
-        with atomic_dir(target) as tmp:
+        with atomic_dir(target, overwrite=True) as tmp:
             (tmp / "a.txt").write_text("new")
             raise RuntimeError("crash")
     assert (target / "a.txt").read_text() == "old"
@@ -113,3 +113,62 @@ def test_tracker_writes_jsonl_and_tensorboard(tmp_path):
     rows = read_metrics(tmp_path)
     assert [r["reward/mean"] for r in rows] == [1.5, 2.0]
     assert any((tmp_path / "tensorboard").iterdir())
+
+
+class _Planted:
+    """Unpickling this calls `_leave_marker`: what a planted trainer_state.pt would do with os.system."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (_leave_marker, (str(self.marker),))
+
+
+def _leave_marker(path):
+    with open(path, "w") as f:
+        f.write("code ran")
+
+
+def test_a_trainer_state_that_would_run_code_is_refused_not_executed(tmp_path):
+    marker = tmp_path / "MARKER"
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    torch.save({"step": 1, "state": _Planted(marker)}, folder / "trainer_state.pt")
+    with pytest.raises(CheckpointError, match="refused to load.*could run code"):
+        load_checkpoint(folder)
+    assert not marker.exists()
+
+
+def test_a_planted_mlm_head_file_is_refused_not_executed(tmp_path):
+    from rxmrl.train.warmstart.mlm_head import MLMHead
+    from rxmrl.train.warmstart.sft import load_mlm_head
+
+    marker = tmp_path / "MARKER"
+    torch.save({"modules": {"mlm_head": _Planted(marker)}}, tmp_path / "trainer_state.pt")
+    with pytest.raises(CheckpointError, match="refused to load"):
+        load_mlm_head(MLMHead(4, 8), tmp_path)
+    assert not marker.exists()
+
+
+def test_a_truncated_trainer_state_is_a_clear_error(tmp_path):
+    folder = save_checkpoint(tmp_path, 1, model=TinyModel())
+    data = (folder / "trainer_state.pt").read_bytes()
+    (folder / "trainer_state.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        load_checkpoint(folder)
+
+
+def test_rng_states_round_trip_through_a_weights_only_checkpoint(tmp_path):
+    folder = save_checkpoint(tmp_path, 1, model=TinyModel())
+    expected = (random.random(), float(np.random.rand()), float(torch.rand(1)))
+    random.random(), np.random.rand(), torch.rand(1)  # move every stream on
+    load_checkpoint(folder)
+    assert (random.random(), float(np.random.rand()), float(torch.rand(1))) == expected
+
+
+def test_a_metrics_row_cut_by_a_kill_is_skipped_and_logging_goes_on(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "lo')
+    with Tracker(tmp_path, tensorboard=False) as tracker:
+        tracker.log({"loss": 1.0}, 3)
+    assert [r["step"] for r in read_metrics(tmp_path)] == [1, 3]

@@ -148,7 +148,15 @@ def _check_mrl_update_with_uneven_answers_and_a_nan(rank: int) -> None:
 
     rollout = rollout_for(policy, tokenizer, episodes, seed=5 + rank)
     if rank == 1:
-        rollout.rewards[0, 0] = float("nan")  # a broken reward on one rank skips the update on both
+        rollout.rewards[:] = float("nan")  # every reward of one rank broken: rank 0's episodes still train
+    before = [p.detach().clone() for p in policy.parameters()]
+    metrics = trainer.update(rollout, optimizer, torch.Generator().manual_seed(rank))
+    assert "train/update_skipped" not in metrics and trainer.guard.total == 0
+    assert metrics["train/nonfinite_samples"] == (0.0 if rank == 0 else float(rollout.batch_size))
+    distributed.check_in_sync(list(policy.parameters()), "after an update with one rank's rewards broken")
+    assert any(not torch.equal(a, p) for a, p in zip(before, policy.parameters()))
+
+    rollout.rewards[:] = float("nan")  # broken on every rank: the update is skipped on both
     before = [p.detach().clone() for p in policy.parameters()]
     metrics = trainer.update(rollout, optimizer, torch.Generator().manual_seed(rank))
     assert metrics.get("train/update_skipped") == 1.0 and trainer.guard.total == 1

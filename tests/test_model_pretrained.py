@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from rxmrl.errors import CheckpointError
+from rxmrl.errors import CheckpointError, OutputError
 from rxmrl.model import RxT, load_preset
 
 
@@ -32,15 +32,19 @@ def test_round_trip_is_exact(model, tmp_path):
     )
 
 
-def test_extra_files_go_beside_and_a_second_save_replaces_the_folder(model, tmp_path):
+def test_extra_files_go_beside_and_a_second_save_replaces_only_its_own_folder(model, tmp_path):
     def write_extra(tmp):
         (tmp / "tokenizer.json").write_text("{}")
 
     folder = model.save_pretrained(tmp_path / "m", write_extra=write_extra)
     assert (folder / "tokenizer.json").read_text() == "{}"
     RxT.from_pretrained(folder)  # neighbours do not disturb loading
-    model.save_pretrained(folder)
-    assert not (folder / "tokenizer.json").exists()
+    with pytest.raises(OutputError, match="not empty"):
+        model.save_pretrained(folder)  # an existing folder is replaced only when asked
+    with pytest.raises(OutputError, match="tokenizer.json"):
+        model.save_pretrained(folder, overwrite=True)  # and never when that would delete a file it does not write
+    assert (folder / "tokenizer.json").read_text() == "{}"
+    model.save_pretrained(folder, write_extra=write_extra, overwrite=True)
     assert [p.name for p in tmp_path.iterdir()] == ["m"]  # no temporary folders left behind
 
 

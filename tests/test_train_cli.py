@@ -9,7 +9,11 @@ from rxmrl.cli import main
     "argv, message",
     [
         (["train", "curricula/smoke.toml"], "--out"),
-        (["train", "--resume", "nowhere", "--set", "seed=1"], "drop the curriculum"),
+        (["train", "--resume", "nowhere", "--set", "seed=1"], "a resume may change only learning rates"),
+        (["train", "--resume", "nowhere", "--seed", "1"], "drop the curriculum"),
+        (["train", "curricula/smoke.toml", "--out", "x", "--set", "stage.0.lr.decoder=nan"], "a finite number"),
+        (["train", "curricula/smoke.toml", "--out", "x", "--set", "stage.0.lr.critic=inf"], "a finite number"),
+        (["train", "curricula/smoke.toml", "--out", "x", "--set", "stage.0.lr.critic=-1e-3"], "must not be negative"),
         (["train", "--resume", "nowhere"], "not an rxmrl run folder"),
         (["train", "no-such-curriculum", "--out", "x"], "no curricula preset or file named 'no-such-curriculum'"),
         (["train", "curricula/smoke.toml", "--out", "x", "--set", "impo.clip_eps=3"], "impo.clip_eps"),

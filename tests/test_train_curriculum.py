@@ -34,8 +34,8 @@ TINY = [
 ]
 
 
-def nan_reward_file(tmp_path: Path, always: bool) -> Path:
-    """A reward plug-in: word overlap, but NaN for one sample of its first call (or of every call)."""
+def nan_reward_file(tmp_path: Path, always: bool, every_sample: bool = False) -> Path:
+    """A reward plug-in: word overlap, but NaN for one sample (or all) of its first call (or of every call)."""
     path = tmp_path / "nan_reward.py"
     path.write_text(
         "import math\n"
@@ -44,7 +44,7 @@ def nan_reward_file(tmp_path: Path, always: bool) -> Path:
         "    calls[0] += 1\n"
         "    out = [float(len(set(g.split()) & set(r.split()))) for g, r in zip(batch.generated, batch.reference)]\n"
         f"    if {always} or calls[0] == 1:\n"
-        "        out[0] = math.nan\n"
+        f"        out[{':' if every_sample else '0'}] = {'[math.nan] * len(out)' if every_sample else 'math.nan'}\n"
         "    return out\n"
     )
     return path
@@ -73,24 +73,22 @@ def test_a_short_run_writes_checkpoints_metrics_and_the_final_model(tmp_path):
         run_curriculum(config, run, progress=False)
 
 
-def test_a_non_finite_reward_skips_that_update_and_the_run_goes_on(tmp_path):
+def test_a_non_finite_reward_leaves_out_that_episode_and_the_run_goes_on(tmp_path):
     reward = nan_reward_file(tmp_path, always=False)
-    config = load_curriculum("curricula/smoke.toml", TINY + [f"reward.spec='{reward}:reward'",
-                                                             "eval.before_stage=false"])
-    config.reward.composite = None
+    config = load_curriculum("curricula/smoke.toml", TINY + ["eval.before_stage=false"])
+    config.reward.spec, config.reward.composite = f"{reward}:reward", None
     summary = run_curriculum(config, tmp_path / "run", progress=False)
-    assert summary["nonfinite_skipped"] == 1
+    assert summary["nonfinite_skipped"] == 0
     rows = [r for r in read_metrics(tmp_path / "run") if "train/nonfinite_skipped" in r]
-    assert rows[0].get("train/update_skipped") == 1.0
-    assert rows[-1]["train/nonfinite_skipped"] == 1.0 and "policy/loss" in rows[-1]
+    assert rows[0]["train/nonfinite_samples"] == 4.0  # the broken rollout's group of 4; the other group trains
+    assert "train/update_skipped" not in rows[0] and "policy/loss" in rows[0]
     assert (tmp_path / "run" / "final" / "model.safetensors").is_file()
 
 
 def test_repeated_non_finite_rewards_stop_with_a_usable_checkpoint(tmp_path):
-    reward = nan_reward_file(tmp_path, always=True)
-    config = load_curriculum("curricula/smoke.toml", TINY + [f"reward.spec='{reward}:reward'",
-                                                             "impo.max_consecutive_nonfinite=2"])
-    config.reward.composite = None
+    reward = nan_reward_file(tmp_path, always=True, every_sample=True)
+    config = load_curriculum("curricula/smoke.toml", TINY + ["impo.max_consecutive_nonfinite=2"])
+    config.reward.spec, config.reward.composite = f"{reward}:reward", None
     with pytest.raises(TrainingError, match="non-finite") as error:
         run_curriculum(config, tmp_path / "run", progress=False)
     checkpoint = latest_checkpoint(tmp_path / "run")
@@ -146,3 +144,33 @@ def test_reference_kl_uses_a_frozen_copy_of_the_starting_model(tmp_path):
     assert any(not torch.equal(reference[k], final[k]) for k in reference)  # the policy moved, the reference not
     kl = [r["policy/kl_ref"] for r in read_metrics(tmp_path / "run") if "policy/kl_ref" in r]
     assert kl[0] == pytest.approx(0.0, abs=1e-5) and kl[-1] > kl[0]
+
+
+def test_a_learning_rate_that_breaks_the_weights_names_the_checkpoint_before_it_and_a_resume_can_lower_it(tmp_path):
+    from dataclasses import replace
+
+    from rxmrl.cli import main
+    from rxmrl.train.curriculum_config import LearningRates
+
+    config = load_curriculum("curricula/smoke.toml", TINY + ["stage.0.steps=[1]", "eval.before_stage=false",
+                                                             "checkpoint.every_iterations=1",
+                                                             "impo.max_consecutive_nonfinite=3"])
+    # a second stage whose decoder learning rate turns the weights into finite garbage on its first update
+    config.stage.append(replace(config.stage[0], steps=[2], episodes_per_epoch=16,
+                                lr=LearningRates(decoder=1e10)))
+    run = tmp_path / "run"
+    with pytest.raises(TrainingError, match="non-finite") as error:
+        run_curriculum(config, run, progress=False)
+    # iteration 3 applied the 1e10 update; 4-6 were skipped: the good state is the one before iteration 3
+    good = run / "checkpoints" / "step-00000002"
+    assert f"The last good state is {good}" in str(error.value)
+    assert latest_checkpoint(run) == good
+    assert (run / "checkpoints" / "set-aside-step-00000003").is_dir()  # kept, never resumed from
+
+    assert main(["train", "--resume", str(run), "--set", "stage.1.lr.decoder=1e-5", "--no-progress"]) == 0
+    assert json.loads((run / "curriculum.json").read_text())["stage"][1]["lr"]["decoder"] == 1e-5
+    lrs = [r["train/lr/decoder"] for r in read_metrics(run) if r.get("curriculum/stage") == 2 and
+           "train/lr/decoder" in r]
+    assert lrs[-1] <= 1e-5
+    weights = load_file(str(run / "final" / "model.safetensors"))
+    assert all(bool(torch.isfinite(t).all()) and float(t.abs().max()) < 1e3 for t in weights.values())

@@ -22,7 +22,7 @@ def test_guard_counts_consecutive_and_total_failures():
     assert (guard.total, guard.consecutive, guard.exhausted) == (2, 1, False)
     guard.record(False)
     assert guard.exhausted
-    error = guard.error("runs/x/checkpoints/step-00000004")
+    error = guard.error("runs/x", "runs/x/checkpoints/step-00000004")
     assert isinstance(error, TrainingError) and "step-00000004" in str(error)
     restored = NonFiniteGuard(2)
     restored.load_state_dict(guard.state_dict())

@@ -129,11 +129,30 @@ def test_frozen_groups_do_not_change(parts):
     assert not any(k.startswith(("model.decoder", "model.encoder", "model.embedding")) for k in changed)
 
 
+def test_a_non_finite_reward_leaves_out_its_episode_and_the_rest_trains(parts):
+    tokenizer, episodes = parts
+    policy = make_policy(tokenizer)
+    rollout = rollout_for(policy, tokenizer, episodes, reward=lambda b: [math.nan] + [float(len(g)) for g in
+                                                                          b.generated[1:]])
+    assert rollout.nonfinite and torch.isnan(rollout.rewards).sum() == 2  # one NaN per step
+    before = copy.deepcopy(policy.state_dict())
+    trainer = MrlTrainer(policy, ImpoConfig(advantage="impo", minibatch_size=0))
+    metrics = trainer.update(rollout, build_optimizer(policy, LearningRates(1e-2, 1e-2, 1e-2, 1e-2)),
+                             torch.Generator())
+    assert metrics["train/nonfinite_samples"] == 1.0 and "train/update_skipped" not in metrics
+    assert trainer.guard.total == 0 and metrics["train/optimizer_steps"] == 1.0
+    assert math.isfinite(metrics["policy/loss"])
+    assert any(not torch.equal(v, policy.state_dict()[k]) for k, v in before.items())
+    # in group mode the episode's other rollouts go too: their baseline held the broken one
+    group = MrlTrainer(policy, ImpoConfig(advantage="group", group_size=2, minibatch_size=0))
+    rollout.group_ids = torch.arange(rollout.batch_size) // 2
+    assert group._nonfinite_rows(rollout).tolist() == [True, True] + [False] * (rollout.batch_size - 2)
+
+
 def test_non_finite_rewards_and_losses_skip_the_update_and_leave_weights_alone(parts):
     tokenizer, episodes = parts
     policy = make_policy(tokenizer)
-    rollout = rollout_for(policy, tokenizer, episodes, reward=lambda b: [math.nan] + [1.0] * (len(b) - 1))
-    assert rollout.nonfinite and torch.isnan(rollout.rewards).sum() == 2  # one NaN per step
+    rollout = rollout_for(policy, tokenizer, episodes, reward=lambda b: [math.nan] * len(b))
     before = copy.deepcopy(policy.state_dict())
     trainer = MrlTrainer(policy, ImpoConfig(max_consecutive_nonfinite=3))
     optimizer = build_optimizer(policy, LearningRates())

@@ -48,11 +48,14 @@ def test_stages_chain_share_the_mlm_head_and_skip_when_finished(tmp_path, tokeni
     assert any("warmstart/joint-lm/train/loss" in r for r in rows)
     assert any("warmstart/joint-lm/eval/accuracy" in r for r in rows)
 
-    # sft finds the joint-lm head in its sibling folder
+    # sft takes the joint-lm head from the stage folder it is given (a curriculum gives its earlier stages)
     head_state = torch.load(tmp_path / "ws-0-joint-lm" / "final" / "trainer_state.pt", weights_only=False)
-    stage = build_stage(_cfg("sft"), model, tokenizer, tmp_path / "ws-1-sft")
+    stage = build_stage(_cfg("sft"), model, tokenizer, [tmp_path / "ws-0-joint-lm"])
     for name, value in stage.head.state_dict().items():
         assert torch.equal(value, head_state["modules"]["mlm_head"][name])
+    # ...and never from a folder nobody named, such as a sibling
+    unnamed = build_stage(_cfg("sft"), model, tokenizer)
+    assert not torch.equal(unnamed.head.state_dict()["dense.weight"], head_state["modules"]["mlm_head"]["dense.weight"])
 
     memory = run_warmstart(_cfg("memory-attention"), model, tokenizer, tmp_path / "ws-2-mem", seed=0, progress=False)
     smat = run_warmstart(_cfg("smat"), model, tokenizer, tmp_path / "ws-3-smat", seed=0, progress=False)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rxmrl.atomic import atomic_file
+
 
 def _pyplot() -> Any:
     try:
@@ -103,6 +105,7 @@ def _save(fig: Any, plt: Any, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_file(path) as tmp:  # a kill mid-write must not leave a half PNG that reruns would keep
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
     return path

@@ -8,6 +8,8 @@ import platform
 from pathlib import Path
 from typing import Any
 
+from rxmrl.atomic import atomic_write_text
+
 
 def machine_info(device: Any = "cpu") -> dict[str, Any]:
     """The machine, torch build and thread count; the load average because other jobs skew timings."""
@@ -26,7 +28,5 @@ def machine_info(device: Any = "cpu") -> dict[str, Any]:
 
 
 def write_json(path: str | Path, data: Any) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    path = atomic_write_text(path, json.dumps(data, indent=2) + "\n")
     print(f"wrote {path}")

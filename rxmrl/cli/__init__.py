@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0 if args.command is None else 2
     try:
+        _check_common(args)
         return int(args.handler(args) or 0)
     except RxmrlError as e:
         print(f"rxmrl: error: {e}", file=sys.stderr)
@@ -47,6 +48,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rxmrl: interrupted", file=sys.stderr)
         return 130
+
+
+def _check_common(args: argparse.Namespace) -> None:
+    """Options several commands share, checked once for all of them."""
+    from rxmrl.errors import ConfigError
+
+    threads = getattr(args, "threads", None)
+    if isinstance(threads, int) and threads < 0:
+        raise ConfigError(f"--threads: must be 0 (torch's default) or more, got {threads}")
 
 
 def _version() -> str:

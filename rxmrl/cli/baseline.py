@@ -137,10 +137,12 @@ def run_info(args: argparse.Namespace) -> int:
 def run_train(args: argparse.Namespace) -> int:
     import torch
 
+    from rxmrl.atomic import check_output_dir
     from rxmrl.bench.baseline_train import BaselineTraining, train_baseline
     from rxmrl.data.tokenizer import Tokenizer
     from rxmrl.env.episodes import select_episodes
 
+    check_output_dir(args.out, offer_overwrite=False)  # before training, not after it
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     config, matched = _matched_config(args)
@@ -170,9 +172,11 @@ def run_train(args: argparse.Namespace) -> int:
 def run_grpo(args: argparse.Namespace) -> int:
     import torch
 
+    from rxmrl.atomic import check_output_dir
     from rxmrl.bench.baseline_grpo import BaselineGrpo, grpo_finetune
     from rxmrl.env.episodes import select_episodes
 
+    check_output_dir(args.out, offer_overwrite=False)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     steps = args.episode_steps

@@ -32,7 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "synth", help="write deterministic synthetic episodes in the TinyStories-MRL layout",
         description="Writes DIR/README.md and DIR/<subset>/<split>-00000-of-00001.parquet with subsets steps-1 "
                     "(single), steps-N (cumulative) and steps-N-lr (long-range).")
-    synth.add_argument("--out", required=True, help="output folder (replaced atomically)")
+    synth.add_argument("--out", required=True, help="output folder (must be new or empty; written atomically)")
+    synth.add_argument("--overwrite", action="store_true",
+                       help="replace an existing dataset folder (refused if it holds files this would not write)")
     synth.add_argument("--steps", default="1,2,4,8,16", help="episode lengths, comma-separated (default 1,2,4,8,16)")
     synth.add_argument("--episodes", type=int, default=1000, help="training episodes per subset (default 1000)")
     synth.add_argument("--eval-episodes", type=int, help="validation episodes per subset (default episodes/10)")
@@ -106,8 +108,10 @@ def _kind(subset: str | None, requested: str) -> str:
 
 
 def _synth(args: argparse.Namespace) -> int:
+    from rxmrl.atomic import check_output_dir
     from rxmrl.data.synthetic_dataset import subset_plan, write_synthetic_dataset
 
+    check_output_dir(args.out, overwrite=args.overwrite)
     steps = _parse_steps(args.steps)
     for name, value in (("--episodes", args.episodes), ("--test-episodes", args.test_episodes),
                         ("--stories", args.stories), ("--pairs", args.pairs), ("--eval-episodes", args.eval_episodes)):
@@ -117,7 +121,8 @@ def _synth(args: argparse.Namespace) -> int:
         raise ConfigError("--episodes must be >= 1")
     out = write_synthetic_dataset(args.out, steps, args.episodes, seed=args.seed, eval_episodes=args.eval_episodes,
                                   test_episodes=args.test_episodes, long_range=not args.no_long_range,
-                                  stories=args.stories, pairs=args.pairs, fmt=args.format)
+                                  stories=args.stories, pairs=args.pairs, fmt=args.format,
+                                  overwrite=args.overwrite)
     subsets = [name for name, _, _ in subset_plan(steps, not args.no_long_range)]
     subsets += ["stories"] * bool(args.stories) + ["qa"] * bool(args.pairs)
     print(f"wrote {out}: subsets {', '.join(subsets)}")

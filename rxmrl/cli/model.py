@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from rxmrl.errors import ConfigError
+from rxmrl.errors import CheckpointError, ConfigError
 
 # Special-token order of rxmrl.data's tokenizer: [PAD] 0, [UNK] 1, [BOS] 2, [EOS] 3, [MASK] 4, [Q] 5, [A] 6.
 DEFAULT_BOS_ID = 2
@@ -27,6 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     init.add_argument("preset", help="preset name or TOML path")
     init.add_argument("--out", type=Path, required=True, help="model folder to write")
     init.add_argument("--seed", type=int, default=0)
+    init.add_argument("--overwrite", action="store_true",
+                      help="replace an existing model folder (refused if it holds files other than a model's)")
     init.add_argument("--set", dest="set_items", action="append", default=[], metavar="KEY=VALUE")
     init.set_defaults(handler=run_init)
 
@@ -82,11 +84,13 @@ def run_info(args: argparse.Namespace) -> int:
 def run_init(args: argparse.Namespace) -> int:
     import torch
 
+    from rxmrl.atomic import check_output_dir
     from rxmrl.model import RxT, load_preset
 
+    check_output_dir(args.out, overwrite=args.overwrite)
     torch.manual_seed(args.seed)
     model = RxT(load_preset(args.preset, set_items=args.set_items))
-    folder = model.save_pretrained(args.out)
+    folder = model.save_pretrained(args.out, overwrite=args.overwrite)
     print(f"wrote {folder} ({model.parameter_counts()['total']:,} parameters, seed {args.seed})")
     return 0
 
@@ -124,16 +128,27 @@ def _load_tokenizer(path: Path):
 
 
 def run_generate(args: argparse.Namespace) -> int:
+    import math
     import time
 
     import torch
 
     if args.new_tokens < 1:
         raise ConfigError(f"--new-tokens: must be at least 1, got {args.new_tokens}")
+    if not (math.isfinite(args.temperature) and args.temperature > 0):
+        raise ConfigError(f"--temperature: must be a positive number, got {args.temperature}")
+    if not 0 < args.top_p <= 1:
+        raise ConfigError(f"--top-p: must be in (0, 1], got {args.top_p}")
+    if args.top_k < 0:
+        raise ConfigError(f"--top-k: must be 0 (off) or more, got {args.top_k}")
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     model, from_folder = _load_model(args.model, args.seed, args.set_items)
     model.eval()
+    broken = [name for name, t in model.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if broken:
+        raise CheckpointError(f"{args.model}: the weights hold NaN or inf ({', '.join(broken[:3])}"
+                              f"{' ...' if len(broken) > 3 else ''}); they come from a broken run")
     tokenizer_path = args.tokenizer
     if tokenizer_path is None and from_folder and Path(args.model).is_dir():
         candidate = Path(args.model) / "tokenizer.json"
@@ -154,6 +169,9 @@ def run_generate(args: argparse.Namespace) -> int:
             raise ConfigError(f"--bos-id: must be in [0, {model.config.vocab_size}), got {args.bos_id}")
         ids, eos_id, pad_id = [args.bos_id], None, 0  # random weights: force all --new-tokens tokens
     limit = model.config.max_seq_len - len(ids)
+    if limit < 1:
+        raise ConfigError(f"--prompt: {len(ids)} tokens, but the model's context is {model.config.max_seq_len} "
+                          f"tokens; shorten the prompt")
     if args.new_tokens > limit:
         raise ConfigError(f"--new-tokens: at most {limit} for this model and prompt, got {args.new_tokens}")
     generator = torch.Generator().manual_seed(args.seed)

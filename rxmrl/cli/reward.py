@@ -56,6 +56,10 @@ def _score(args: argparse.Namespace) -> int:
                 "total": float(out.total[i]),
                 "components": {name: float(values[i]) for name, values in out.components.items()},
             })
+    outside = [i for i, r in enumerate(results, start=1) if not 0.0 <= r["total"] <= 10.0]
+    if outside:  # scored as given here; training clips them (rxmrl.train.guard)
+        print(f"rxmrl: warning: reward '{reward.name}' gave {len(outside)} of {len(results)} totals outside the 0-10 "
+              f"scale (cases {', '.join(map(str, outside[:5]))}); training clips them to 0-10", file=sys.stderr)
     if args.json:
         json.dump(results, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -82,11 +86,15 @@ def read_cases(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise DataError(f"{path}: no such cases file")
     cases = []
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            where = f"{path}:{number}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{where}: not UTF-8 text: {e}") from None
             if not line.strip():
                 continue
-            where = f"{path}:{number}"
             try:
                 case = json.loads(line)
             except json.JSONDecodeError as e:

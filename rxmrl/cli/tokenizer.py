@@ -15,16 +15,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "folder, or .jsonl/.json/.parquet file) and writes a tokenizers JSON file.")
     train.add_argument("--data", action="append", required=True, help="a source; repeat for several")
     train.add_argument("--vocab", type=int, required=True, help="vocabulary size, special tokens included")
-    train.add_argument("--out", required=True, help="output file, e.g. tokenizer.json")
+    train.add_argument("--out", required=True, help="output file, e.g. tokenizer.json (must be new)")
+    train.add_argument("--overwrite", action="store_true", help="replace an existing tokenizer file")
     train.add_argument("--min-frequency", type=int, default=2, help="merges need pairs seen this often (default 2)")
     train.add_argument("--split", default="train", help="split to read from snapshots; 'all' for every split")
     train.set_defaults(handler=_train)
 
 
 def _train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from rxmrl.data.loader import iter_all_texts
     from rxmrl.data.tokenizer import train_tokenizer
+    from rxmrl.errors import OutputError
 
+    out = Path(args.out)
+    if out.is_dir():
+        raise OutputError(f"--out {out}: is a folder; give the tokenizer file to write, e.g. {out / 'tokenizer.json'}")
+    if out.exists() and not args.overwrite:
+        raise OutputError(f"--out {out}: the file exists; choose a new --out or pass --overwrite to replace it")
     split = None if args.split == "all" else args.split
     texts = itertools.chain.from_iterable(iter_all_texts(source, split) for source in args.data)
     tokenizer = train_tokenizer(texts, args.vocab, min_frequency=args.min_frequency)

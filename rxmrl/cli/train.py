@@ -19,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", help="run folder (checkpoints, TensorBoard, metrics.jsonl, final/)")
     parser.add_argument("--seed", type=int, help="seed of the run (default: the curriculum's)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a curriculum key, e.g. impo.clip_eps=0.1 or stage.0.epochs=2 (repeatable)")
+                        help="override a curriculum key, e.g. impo.clip_eps=0.1 or stage.0.epochs=2 (repeatable); "
+                             "with --resume only learning rates, e.g. stage.*.lr.decoder=1e-5")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR with its saved curriculum")
     parser.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: the curriculum's)")
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: the curriculum's)")
@@ -36,13 +37,18 @@ def run(args: argparse.Namespace) -> int:
     from rxmrl.train.curriculum_config import load_curriculum
 
     if args.resume:
-        if args.curriculum or args.overrides or args.seed is not None:
+        if args.curriculum or args.seed is not None:
             raise ConfigError("--resume RUN_DIR continues with the run's saved curriculum; drop the curriculum "
-                              "file, --seed and --set")
+                              "file and --seed (--set may change learning rates only)")
         if args.out and Path(args.out).resolve() != Path(args.resume).resolve():
             raise ConfigError(f"--out {args.out} differs from --resume {args.resume}; a run resumes in its own folder")
+        from rxmrl.train.resume_changes import check_resume_overrides, resume_with_learning_rates
+
+        check_resume_overrides(args.overrides)
         run_dir = Path(args.resume)
         config = resolved_run(run_dir)
+        if args.overrides:
+            config = resume_with_learning_rates(run_dir, args.overrides)
     else:
         if not args.curriculum or not args.out:
             raise ConfigError("give a curriculum and --out RUN_DIR (or --resume RUN_DIR)")

@@ -9,9 +9,11 @@ checkpoint in DIR; a finished stage (DIR/final/) just reports its metrics.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 STAGE_CHOICES = ("joint-lm", "sft", "memory-attention", "smat")
+STAGE_RECORD = "warmstart.json"  # the stage's resolved config, written at first start: marks the folder as ours
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,15 +36,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
     import torch
 
     from rxmrl.train import distributed
+    from rxmrl.train.run_folder import claim_run_folder, run_lock
     from rxmrl.train.warmstart import run_warmstart
 
     config = load_stage_config(args.stage, args.config, args.overrides)
     out_dir = Path(args.out)
+    claim_run_folder(out_dir, STAGE_RECORD, what="warm-start")
     # under torchrun / accelerate launch: join the process group (a no-op for a single process)
     distributed.init_from_env(args.device)
     device = distributed.local_device(args.device)
@@ -51,20 +53,46 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     main = distributed.is_main()
     try:
-        torch.manual_seed(args.seed)  # fresh weights of a preset are drawn from the seed (and rank 0's are shared)
-        model = build_model(config)
-        # rank 0 finds or trains the tokenizer; the others use that very one (no N-fold training)
-        tokenizer = distributed.from_main(lambda: build_tokenizer(config, out_dir))
-        if main:
-            print(f"rxmrl warmstart {config.stage}: model {config.model}, {config.steps} steps -> {out_dir}")
-        metrics = run_warmstart(config.warmstart(), model, tokenizer, out_dir, seed=args.seed, device=device,
-                                progress=not args.no_progress)
+        with run_lock(out_dir, enabled=main):  # one run at a time in a folder
+            config = record_stage(config, args.seed, out_dir, write=main)
+            torch.manual_seed(args.seed)  # fresh weights of a preset are drawn from the seed (rank 0's are shared)
+            model = build_model(config)
+            # rank 0 finds or trains the tokenizer; the others use that very one (no N-fold training)
+            tokenizer = distributed.from_main(lambda: build_tokenizer(config, out_dir))
+            if main:
+                print(f"rxmrl warmstart {config.stage}: model {config.model}, {config.steps} steps -> {out_dir}")
+            # sft's mlm_head_from = "auto" looks only in the model folder the config names
+            heads = [Path(config.model)] if Path(config.model).is_dir() else []
+            metrics = run_warmstart(config.warmstart(), model, tokenizer, out_dir, seed=args.seed, device=device,
+                                    progress=not args.no_progress, mlm_head_sources=heads)
     finally:
         distributed.shutdown()
     if main:
         print(json.dumps({k: round(v, 6) for k, v in sorted(metrics.items())}, indent=2))
         print(f"model: {out_dir / 'final'}")
     return 0
+
+
+def record_stage(config, seed: int, out_dir: Path, *, write: bool):
+    """`config` with its local paths made absolute, recorded in `DIR/warmstart.json` at first start; a folder
+    recording other settings (or another seed) is refused, since its checkpoints were made from those."""
+    from rxmrl.atomic import atomic_write_text
+    from rxmrl.config import from_dict, to_dict
+    from rxmrl.errors import ConfigError
+    from rxmrl.train.run_folder import absolute_paths, first_difference
+    from rxmrl.train.warmstart import StandaloneWarmStartConfig
+
+    record = out_dir / STAGE_RECORD
+    config = from_dict(StandaloneWarmStartConfig, absolute_paths(to_dict(config)), source=str(record))
+    wanted = {"seed": seed, "config": to_dict(config)}
+    if record.is_file():
+        difference = first_difference(json.loads(record.read_text(encoding="utf-8")), wanted)
+        if difference:
+            raise ConfigError(f"{out_dir} holds a {config.stage} stage started with other settings ({difference}); "
+                              f"continue it unchanged, or choose a new --out")
+    elif write:
+        atomic_write_text(record, json.dumps(wanted, indent=2) + "\n")
+    return config
 
 
 def load_stage_config(stage: str, name_or_path: str, overrides: list[str]):
@@ -82,11 +110,11 @@ def load_stage_config(stage: str, name_or_path: str, overrides: list[str]):
 
 
 def resolve_config(name_or_path: str) -> Path:
-    from rxmrl.catalog import catalog_dirs
+    from rxmrl.catalog import catalog_dirs, names_a_path
     from rxmrl.errors import ConfigError
 
-    path = Path(name_or_path)
-    if path.is_file():
+    path = Path(name_or_path).expanduser()
+    if names_a_path(name_or_path) and path.is_file():  # a bare name is a preset, never a file in the cwd
         return path
     for folder in catalog_dirs("curricula"):
         candidate = folder / "warmstart" / f"{path.name.removesuffix('.toml')}.toml"

@@ -16,12 +16,12 @@ FORMATS = ("parquet", "jsonl")
 
 
 def write_snapshot(out: str | Path, tables: dict[str, dict[str, list[dict[str, Any]]]], *,
-                   title: str, description: str = "", fmt: str = "parquet") -> Path:
+                   title: str, description: str = "", fmt: str = "parquet", overwrite: bool = False) -> Path:
     """`tables[subset][split]` = rows (dicts). Columns are taken from the first row of each table."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, not {fmt!r}")
     out = Path(out)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, overwrite=overwrite) as tmp:
         configs = []
         for subset, splits in tables.items():
             (tmp / subset).mkdir()

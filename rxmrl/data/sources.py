@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import glob
 import json
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,6 @@ from rxmrl.data.rows import RowError
 from rxmrl.errors import DataError
 
 FILE_SUFFIXES = (".parquet", ".jsonl", ".json")
-_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 
 @dataclass(frozen=True)
@@ -40,7 +38,9 @@ class Table:
 
 
 def is_hub_id(source: str | Path) -> bool:
-    return isinstance(source, str) and not Path(source).exists() and bool(_HUB_ID.fullmatch(source))
+    from rxmrl.hub_names import looks_like_hub_id
+
+    return looks_like_hub_id(source)
 
 
 def list_subsets(source: str | Path) -> list[str | None]:
@@ -198,7 +198,10 @@ def _data_files(spec: Any, readme: Path, name: str) -> dict[str, list[str]]:
 
 
 def _front_matter(readme: Path) -> Any:
-    text = readme.read_text(encoding="utf-8")
+    try:
+        text = readme.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{readme}: not UTF-8 text: {e}") from None
     if not text.startswith("---"):
         return {}
     end = text.find("\n---", 3)
@@ -241,8 +244,13 @@ def _read_parquet(path: Path) -> Iterator[tuple[str, int, Any]]:
 
 
 def _read_jsonl(path: Path) -> Iterator[tuple[str, int, Any]]:
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
+    with path.open("rb") as f:  # decoded line by line: one line of bad bytes is one bad row
+        for number, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                yield str(path), number, RowError(f"not UTF-8 text: {e}")
+                continue
             if not line.strip():
                 continue
             try:
@@ -254,6 +262,8 @@ def _read_jsonl(path: Path) -> Iterator[tuple[str, int, Any]]:
 def _read_json(path: Path) -> Iterator[tuple[str, int, Any]]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not UTF-8 text: {e}") from None
     except json.JSONDecodeError as e:
         raise DataError(f"{path}: not valid JSON: {e}") from None
     if not isinstance(data, list):

@@ -62,7 +62,8 @@ def synthetic_tables(steps: Sequence[int], episodes: int, *, seed: int = 0, eval
 
 def write_synthetic_dataset(out: str | Path, steps: Sequence[int], episodes: int, *, seed: int = 0,
                             eval_episodes: int | None = None, test_episodes: int = 0, long_range: bool = True,
-                            stories: int = 0, pairs: int = 0, fmt: str = "parquet") -> Path:
+                            stories: int = 0, pairs: int = 0, fmt: str = "parquet",
+                            overwrite: bool = False) -> Path:
     tables = synthetic_tables(steps, episodes, seed=seed, eval_episodes=eval_episodes, test_episodes=test_episodes,
                               long_range=long_range, stories=stories, pairs=pairs)
     description = (
@@ -71,4 +72,5 @@ def write_synthetic_dataset(out: str | Path, steps: Sequence[int], episodes: int
         f"`interactions` the follow-ups; `strategy` names the curriculum strategy and `facts` (JSON) the ground "
         f"truth. Evaluation splits use (name, object, colour, place) combinations absent from train."
     )
-    return write_snapshot(out, tables, title="rxmrl synthetic MRL episodes", description=description, fmt=fmt)
+    return write_snapshot(out, tables, title="rxmrl synthetic MRL episodes", description=description, fmt=fmt,
+                          overwrite=overwrite)

@@ -106,9 +106,12 @@ class Tokenizer:
     # ---- files ----------------------------------------------------------------------------------------
 
     def save(self, path: str | Path) -> Path:
+        """Write the tokenizer file atomically (a kill mid-write leaves the old file, never a truncated one)."""
+        from rxmrl.atomic import atomic_file
+
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.backend.save(str(path))
+        with atomic_file(path) as tmp:
+            self.backend.save(str(tmp))
         return path
 
     @classmethod
@@ -130,8 +133,10 @@ class Tokenizer:
         path = Path(path_or_hub_id)
         if path.is_dir():
             return cls.from_file(path / "tokenizer.json")
-        if path.exists() or path.suffix == ".json":
-            return cls.from_file(path)
+        from rxmrl.hub_names import looks_like_hub_id
+
+        if path.exists() or path.suffix == ".json" or not looks_like_hub_id(str(path_or_hub_id)):
+            return cls.from_file(path)  # a local path: "no such file" at once, never a Hub lookup
         from huggingface_hub import hf_hub_download
 
         try:

@@ -12,7 +12,6 @@ Loading is strict: a weight file whose keys or shapes differ from what the confi
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,16 +28,16 @@ if TYPE_CHECKING:
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _LISTED = 10  # key names shown per kind of mismatch before "... and N more"
 
 
-def save_pretrained(model: RxT, directory: str | Path, write_extra: Callable[[Path], None] | None = None) -> Path:
+def save_pretrained(model: RxT, directory: str | Path, write_extra: Callable[[Path], None] | None = None, *,
+                    overwrite: bool = False) -> Path:
     from safetensors.torch import save_file
 
     directory = Path(directory)
     state = {name: tensor.detach().contiguous().cpu() for name, tensor in model.state_dict().items()}
-    with atomic_dir(directory) as tmp:
+    with atomic_dir(directory, overwrite=overwrite) as tmp:
         save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
         (tmp / CONFIG_FILE).write_text(json.dumps(to_dict(model.config), indent=2) + "\n")
         if write_extra is not None:
@@ -47,7 +46,9 @@ def save_pretrained(model: RxT, directory: str | Path, write_extra: Callable[[Pa
 
 
 def is_hub_id(name: str) -> bool:
-    return bool(_HUB_ID.match(name)) and not Path(name).exists()
+    from rxmrl.hub_names import looks_like_hub_id
+
+    return looks_like_hub_id(name)
 
 
 def resolve_pretrained_dir(name_or_path: str | Path, revision: str | None = None) -> Path:
@@ -71,8 +72,8 @@ def load_config(directory: Path) -> RxTConfig:
     if not path.is_file():
         raise CheckpointError(f"{directory}: no {CONFIG_FILE}; is this a model folder written by save_pretrained?")
     try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{path}: invalid JSON: {e}") from None
     return from_dict(RxTConfig, data, source=str(path))
 
@@ -88,7 +89,11 @@ def load_pretrained(
     if not weights.is_file():
         raise CheckpointError(f"{directory}: no {WEIGHTS_FILE}")
     model = cls(config)
-    state = load_file(str(weights), device=str(device))
+    try:
+        state = load_file(str(weights), device=str(device))
+    except Exception as e:  # safetensors raises its own error type (or OSError) for a truncated or corrupt file
+        raise CheckpointError(f"{weights}: cannot read the weights (truncated or corrupt?): "
+                              f"{str(e).splitlines()[0][:200]}") from None
     check_state_matches(model.state_dict(), state, weights)
     model.load_state_dict(state, strict=True)
     return model.to(device)

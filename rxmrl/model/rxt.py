@@ -39,6 +39,10 @@ from rxmrl.model.stm import StmInitializer
 class RxT(nn.Module):
     def __init__(self, config: RxTConfig) -> None:
         super().__init__()
+        if torch.empty(0).device.type != "meta":  # real weights: refuse sizes that cannot be allocated
+            from rxmrl.model.memory_check import check_fits_in_memory
+
+            check_fits_in_memory(config)
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.dim)
         self.decoder = Decoder(config)
@@ -212,8 +216,9 @@ class RxT(nn.Module):
     def parameter_counts(self) -> dict:
         return parameter_counts(self)
 
-    def save_pretrained(self, directory: str | Path, write_extra: Callable[[Path], None] | None = None) -> Path:
-        return save_pretrained(self, directory, write_extra)
+    def save_pretrained(self, directory: str | Path, write_extra: Callable[[Path], None] | None = None, *,
+                        overwrite: bool = False) -> Path:
+        return save_pretrained(self, directory, write_extra, overwrite=overwrite)
 
     @classmethod
     def from_pretrained(

@@ -58,6 +58,8 @@ class NamedReward:
             result = self.fn(batch)
         except RxmrlError:
             raise
+        except SystemExit as e:  # a plug-in must not end the run (and skip its checkpoint) by exiting
+            raise RewardError(f"reward '{self.name}' called sys.exit({e.code!r}) instead of returning scores") from None
         except Exception as e:
             if not self.user_code:
                 raise  # a bug in rxmrl: keep the traceback
@@ -140,7 +142,7 @@ def _wrap(obj: Any, name: str, *, user_code: bool) -> NamedReward:
             obj = obj()
         except RxmrlError:
             raise
-        except Exception as e:
+        except (Exception, SystemExit) as e:
             if not user_code:
                 raise
             raise RewardError(f"reward '{name}': could not create {obj.__name__}(): {type(e).__name__}: {e}") from e
@@ -189,7 +191,7 @@ def _from_file(path: Path, attr: str | None, spec: str) -> NamedReward:
         sys.modules[module_name] = module
         try:
             module_spec.loader.exec_module(module)
-        except Exception as e:
+        except (Exception, SystemExit) as e:  # importing a plug-in must not exit the process either
             del sys.modules[module_name]
             for name in set(_REGISTRY) - before:
                 del _REGISTRY[name]
@@ -213,7 +215,7 @@ def _from_module(spec: str) -> NamedReward:
     module_name, _, attr_path = spec.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except Exception as e:
+    except (Exception, SystemExit) as e:
         raise RewardError(f"reward '{spec}': cannot import module '{module_name}': {type(e).__name__}: {e}") from e
     obj: Any = module
     for part in attr_path.split("."):

@@ -36,10 +36,11 @@ _STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
 def capture_rng() -> dict[str, Any]:
-    """The global RNG states (Python, NumPy, torch CPU and CUDA)."""
+    """The global RNG states (Python, NumPy, torch CPU and CUDA), as tensors and plain data only."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
     state = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached),
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -49,10 +50,41 @@ def capture_rng() -> dict[str, Any]:
 
 def restore_rng(state: Mapping[str, Any]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    keys = keys.numpy() if isinstance(keys, torch.Tensor) else keys  # older checkpoints hold the NumPy array
+    np.random.set_state((name, keys.astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def load_state_file(file: str | Path) -> Any:
+    """`torch.load` of a trainer-state file with `weights_only=True`: tensors and plain data only, so a file
+    that would run code when unpickled (a planted or foreign `.pt`) is refused, never executed."""
+    import pickle
+
+    # checkpoints written before the NumPy RNG state was stored as a tensor hold one NumPy array: allow
+    # exactly the types that rebuild an array (no callables)
+    legacy = [np.ndarray, np.dtype, type(np.dtype(np.uint32)), _numpy_reconstruct()]
+    try:
+        with torch.serialization.safe_globals(legacy):
+            return torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        reason = str(e).strip().splitlines()[-1][:200]
+        raise CheckpointError(f"{file}: refused to load: it holds Python objects that are not tensors or plain data "
+                              f"({reason}); loading it could run code. Only load trainer state that rxmrl wrote"
+                              ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise CheckpointError(f"{file}: cannot read it (truncated or corrupt?): {str(e).splitlines()[0][:200]}"
+                              ) from None
+
+
+def _numpy_reconstruct() -> Any:
+    try:
+        from numpy._core.multiarray import _reconstruct  # NumPy 2
+    except ImportError:  # pragma: no cover - NumPy 1
+        from numpy.core.multiarray import _reconstruct
+    return _reconstruct
 
 
 def save_checkpoint(
@@ -77,7 +109,7 @@ def save_checkpoint(
     """
     run_dir = Path(run_dir)
     target = run_dir / name if name else run_dir / CHECKPOINTS / f"step-{step:08d}"
-    with atomic_dir(target) as tmp:
+    with atomic_dir(target, overwrite=True) as tmp:  # inside the run's own folder
         _write_model(model, tmp)
         if tokenizer is not None:
             tokenizer.save(tmp / "tokenizer.json")
@@ -122,6 +154,15 @@ def list_checkpoints(run_dir: str | Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def set_aside_from(run_dir: str | Path, step: int) -> Path | None:
+    """Rename the step checkpoints at `step` or later to `set-aside-step-N` (kept, but no longer resumed
+    from) and return the newest one left, or None."""
+    for path in list_checkpoints(run_dir):
+        if int(_STEP_DIR.match(path.name).group(1)) >= step:
+            path.rename(path.with_name(f"set-aside-{path.name}"))
+    return latest_checkpoint(run_dir)
+
+
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
     found = list_checkpoints(run_dir)
     return found[-1] if found else None
@@ -145,7 +186,7 @@ def load_checkpoint(
     state_file = path / STATE_FILE
     if not state_file.is_file():
         raise CheckpointError(f"{path}: not a training checkpoint (no {STATE_FILE})")
-    blob = torch.load(state_file, map_location="cpu", weights_only=False)
+    blob = load_state_file(state_file)
     saved_world = blob.get("world_size", 1)
     if world_size is not None and saved_world != world_size:
         raise CheckpointError(
@@ -202,7 +243,7 @@ def load_rank_state(path: str | Path, rank: int, *, modules: Mapping[str, torch.
     file = Path(path) / RANKS / f"rank-{rank}.pt"
     if not file.is_file():
         raise CheckpointError(f"{path}: no per-rank state for rank {rank} ({file.name}); not a distributed checkpoint")
-    blob = torch.load(file, map_location="cpu", weights_only=False)
+    blob = load_state_file(file)
     for key, module in modules.items():
         _load_strict(module, blob["modules"][key], f"{file}:{key}")
     for key, gen in generators.items():

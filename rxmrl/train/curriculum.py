@@ -22,6 +22,7 @@ control flow (held-out reward, the checkpoint to resume from).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -35,18 +36,20 @@ import torch
 from torch import nn
 
 from rxmrl.data.episode import Episode
-from rxmrl.errors import CheckpointError, ConfigError
+from rxmrl.errors import CheckpointError, ConfigError, TrainingError
 from rxmrl.policy.rxt_policy import RxTPolicy
 from rxmrl.seeding import derive_seed
 from rxmrl.train import distributed
-from rxmrl.train.checkpoint import latest_checkpoint, load_run_checkpoint, save_run_checkpoint
-from rxmrl.train.curriculum_config import CurriculumConfig, StageConfig, save_resolved, validate_warmstart
+from rxmrl.train.checkpoint import latest_checkpoint, load_run_checkpoint, save_run_checkpoint, set_aside_from
+from rxmrl.train.curriculum_config import (RESOLVED_FILE, CurriculumConfig, StageConfig, start_resolved,
+                                           validate_warmstart)
 from rxmrl.train.evaluation import evaluate_heldout, format_sample
 from rxmrl.train.final_benchmark import check_benchmark_packages
-from rxmrl.train.guard import tolerant_reward
+from rxmrl.train.guard import all_finite, tolerant_reward
 from rxmrl.train.mrl_trainer import MrlTrainer, build_optimizer, rollout_metrics
 from rxmrl.train.rollout import RolloutSettings, collect_rollout, make_env
-from rxmrl.train.schedule import warmup_cosine
+from rxmrl.train.run_folder import claim_run_folder, run_lock
+from rxmrl.train.schedule import set_base_learning_rates, warmup_cosine
 from rxmrl.train.setup import build_model, build_reward, build_tokenizer, check_lengths, resolve_device, stage_episodes
 from rxmrl.train.tracking import Tracker
 from rxmrl.train.unfreeze import apply_unfreeze
@@ -113,18 +116,21 @@ def run_curriculum(config: CurriculumConfig, run_dir: str | Path, *, resume: boo
     """
     run_dir = Path(run_dir)
     check_benchmark_packages(config)
-    if not resume and distributed.broadcast_object(latest_checkpoint(run_dir) is not None):
-        raise CheckpointError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose a new --out")
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    device_ = resolve_device(distributed.local_device(device or config.device))
-    if not resume and distributed.is_main():
-        save_resolved(config, run_dir)
-    runner = _Runner(config, run_dir, device_, progress)
-    try:
-        return runner.run()
-    finally:
-        runner.tracker.close()
+    claim_run_folder(run_dir, RESOLVED_FILE)
+    with run_lock(run_dir, enabled=distributed.is_main()):  # one run at a time in a folder
+        if not resume and distributed.broadcast_object(latest_checkpoint(run_dir) is not None):
+            raise CheckpointError(f"{run_dir} already holds a run; continue it with --resume {run_dir} or choose a "
+                                  f"new --out")
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        device_ = resolve_device(distributed.local_device(device or config.device))
+        if not resume:
+            config = start_resolved(config, run_dir, write=distributed.is_main())
+        runner = _Runner(config, run_dir, device_, progress)
+        try:
+            return runner.run()
+        finally:
+            runner.tracker.close()
 
 
 class _Runner:
@@ -171,7 +177,7 @@ class _Runner:
             self._run_epoch()
         self.state["finished"] = True
         final = self._save(name=FINAL)
-        self._save()
+        self._save(force=True)
         if self.progress:
             print(f"rxmrl: done; final model in {final}", file=sys.stderr)
         self._final_benchmark()
@@ -190,12 +196,14 @@ class _Runner:
             return
         from rxmrl.train.warmstart import run_warmstart
 
+        heads = []  # this run's joint-lm / sft stage folders: where sft's mlm_head_from = "auto" looks
         for i, table in enumerate(tables):
             out = self.run_dir / f"warmstart-{i}-{table.stage}"
             # 31 bits, as in the runs recorded so far (the warm-start sampler itself takes any int)
             seed = derive_seed(self.config.seed, "warmstart", i) % 2**31  # the loop derives per-rank streams
             run_warmstart(table, self.model, self.tokenizer, out, seed=seed,
-                          tracker=self.tracker, device=str(self.device), progress=self.progress)
+                          tracker=self.tracker, device=str(self.device), progress=self.progress, mlm_head_sources=heads)
+            heads += [out] if table.stage in ("joint-lm", "sft") else []
             self.model.to("cpu")
 
     def _start_mrl(self, fresh: bool) -> None:
@@ -226,7 +234,7 @@ class _Runner:
 
         folder = self.run_dir / REFERENCE
         if fresh and distributed.is_main():
-            self.model.save_pretrained(folder)
+            self.model.save_pretrained(folder, overwrite=True)  # the run's own folder
         distributed.barrier()  # the others read what rank 0 wrote
         if not fresh and not folder.is_dir():
             raise CheckpointError(f"{folder}: the reference model of this run is missing (impo.kl_ref_coef > 0 needs "
@@ -260,11 +268,27 @@ class _Runner:
             objects["schedulers"] = {"scheduler": run.scheduler}
         return objects
 
-    def _save(self, name: str | None = None) -> Path:
+    def _save(self, name: str | None = None, force: bool = False) -> Path | None:
+        if name is None and not force and not self._healthy():
+            return None  # never a checkpoint of a state that may be broken: it would push a good one out
         self.state["guard"] = self.trainer.guard.state_dict()
         return save_run_checkpoint(self.run_dir, self.state["global_iteration"], model=self.model,
                                    tokenizer=self.tokenizer, state=self.state, keep=self.config.checkpoint.keep,
                                    name=name, local=self._local(), **self._objects())
+
+    def _healthy(self) -> bool:
+        """No update is being skipped right now and every weight is finite (the same answer on every rank)."""
+        finite = self.trainer.guard.consecutive == 0 and all_finite(self.policy.parameters())
+        return distributed.all_agree(finite)
+
+    def _stop_nonfinite(self) -> TrainingError:
+        """Set aside the checkpoints the last applied update may have broken; the error names what is left."""
+        last_update = self.state.get("last_update")
+        if last_update is None:  # no update was ever applied: the weights are the warm start's, still good
+            good = self._save(force=True)
+        else:
+            good = distributed.from_main(lambda: set_aside_from(self.run_dir, last_update))
+        return self.trainer.guard.error(str(self.run_dir), None if good is None else str(good))
 
     def _local(self) -> tuple[str, ...]:
         # what each rank holds for itself besides generators and RNG: the STM its own rows carry
@@ -273,6 +297,9 @@ class _Runner:
     def _load(self, path: Path) -> dict[str, Any]:
         state = load_run_checkpoint(path, model=self.model, local=self._local(), **self._objects())
         state.pop("step", None)
+        if self.stage_run is not None:  # a resume may have changed the learning rates (resume_changes.py)
+            run = self.stage_run
+            set_base_learning_rates(run.optimizer, run.scheduler, dataclasses.asdict(run.config.lr))
         self.trainer.guard.load_state_dict(state["guard"])
         return state
 
@@ -343,8 +370,10 @@ class _Runner:
         state["stage_train_s"] = state.get("stage_train_s", 0.0) + time.process_time() - began
         if state["global_iteration"] % self.config.log_every == 0:
             self.tracker.log(distributed.mean_metrics(metrics), state["global_iteration"])
+        if self.trainer.guard.consecutive == 0 and metrics.get("train/optimizer_steps", 0) > 0:
+            state["last_update"] = state["global_iteration"]  # the weights changed in this iteration
         if self.trainer.guard.exhausted:
-            raise self.trainer.guard.error(str(self._save()))
+            raise self._stop_nonfinite()
         return metrics
 
     def _evaluate(self, run: StageRun, epoch: int) -> float:
@@ -430,6 +459,7 @@ class _Runner:
         history = state.get("history", [])
         return {"run_dir": str(self.run_dir), "iterations": state.get("global_iteration", 0),
                 "nonfinite_skipped": state.get("guard", {}).get("total", 0), "history": history,
+                "rewards_clipped": self.reward_filter.clipped,  # this process's, outside 0-10 (guard.py)
                 "final": str(self.run_dir / FINAL)}
 
 

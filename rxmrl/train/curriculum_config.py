@@ -522,6 +522,10 @@ def load_curriculum(path: str | Path, overrides: list[str] | tuple[str, ...] = (
                     seed: int | None = None) -> CurriculumConfig:
     """Read, override (`--set`), resolve and validate a curriculum TOML. `seed` (`--seed`) wins over the file."""
     raw = apply_overrides(load_toml(path), parse_overrides(list(overrides)), source=str(path))
+    reward = raw.get("reward")
+    if isinstance(reward, dict) and "spec" in reward and "composite" in reward:
+        raise ConfigError(f"{path}: [reward] has both spec = {reward['spec']!r} and an inline [reward.composite]; "
+                          f"keep one of them (which one trains would otherwise be a guess)")
     if seed is not None:
         raw["seed"] = seed
     return curriculum_from_dict(raw, source=str(path))
@@ -591,12 +595,39 @@ def _is_index(key: str) -> bool:
 
 def save_resolved(config: CurriculumConfig, run_dir: str | Path) -> Path:
     """Write the resolved curriculum (after `--set` and `--seed`) as `RUN_DIR/curriculum.json`."""
+    from rxmrl.atomic import atomic_write_text
+
+    return atomic_write_text(Path(run_dir) / RESOLVED_FILE, json.dumps(to_dict(config), indent=2) + "\n")
+
+
+def start_resolved(config: CurriculumConfig, run_dir: str | Path, *, write: bool = True) -> CurriculumConfig:
+    """At a (re)start in `run_dir`: `config` with its local paths made absolute, recorded as `curriculum.json`.
+
+    A folder that already records a curriculum (a run killed before its first MRL checkpoint) continues only
+    with the same one: any other difference than `threads` or the stages' learning rates is a `ConfigError`
+    naming it, since the folder's tokenizer and warm-start stages were made from the recorded settings.
+    """
+    from rxmrl.train.run_folder import absolute_paths, first_difference
+
+    config = curriculum_from_dict(absolute_paths(to_dict(config)), source=f"{run_dir}/{RESOLVED_FILE}")
     path = Path(run_dir) / RESOLVED_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(to_dict(config), indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    if path.is_file():
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+        difference = first_difference(_comparable(recorded), _comparable(to_dict(config)))
+        if difference:
+            raise ConfigError(f"{run_dir} holds a run started with other settings ({difference}); its tokenizer and "
+                              f"warm start come from those. Continue it unchanged, or choose a new --out")
+    if write:
+        save_resolved(config, run_dir)
+    return config
+
+
+def _comparable(data: dict[str, Any]) -> dict[str, Any]:
+    # what may differ between a killed run and its restart: the thread count, and learning rates (see
+    # resume_changes.py); everything else made the files already in the folder
+    data = {k: v for k, v in data.items() if k != "threads"}
+    data["stage"] = [{k: v for k, v in s.items() if k != "lr"} for s in data.get("stage", [])]
+    return data
 
 
 def load_resolved(run_dir: str | Path) -> CurriculumConfig:

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rxmrl.atomic import atomic_write_text
 from rxmrl.errors import CheckpointError, ConfigError
 from rxmrl.train.curriculum_config import CurriculumConfig
 
@@ -34,7 +35,7 @@ FINAL = "final"  # the curriculum runner's final model folder
 def save_warmstart_model(model: Any, tokenizer: Any, run_dir: str | Path) -> Path:
     """Save the model right after warm-start (with the run's tokenizer) as RUN_DIR/warmstart-final/."""
     return model.save_pretrained(Path(run_dir) / WARMSTART_FINAL,
-                                 write_extra=lambda folder: tokenizer.save(folder / "tokenizer.json"))
+                                 write_extra=lambda folder: tokenizer.save(folder / "tokenizer.json"), overwrite=True)
 
 
 def benchmark_limits(config: CurriculumConfig) -> dict[str, int]:
@@ -100,16 +101,14 @@ def run_final_benchmark(config: CurriculumConfig, run_dir: str | Path, reward: A
         results = json.loads(results_path.read_text(encoding="utf-8"))
     else:
         results = _measure(config, run_dir, reward, progress)
-        tmp = results_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(results_path)
+        atomic_write_text(results_path, json.dumps(results, indent=2) + "\n")
     systems = {k: v for k, v in results.items() if k != "settings"}
     if not (out / PLOT_FILE).is_file():
         from rxmrl.bench.plots import plot_retention
 
         plot_retention(systems, out / PLOT_FILE)
     if not (out / SUMMARY_FILE).is_file():
-        (out / SUMMARY_FILE).write_text(summary_table(results), encoding="utf-8")
+        atomic_write_text(out / SUMMARY_FILE, summary_table(results))
     if progress:
         print(summary_table(results), file=sys.stderr)
     return results

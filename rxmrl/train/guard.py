@@ -1,17 +1,23 @@
 """Non-finite handling: an update whose loss or gradient is NaN/inf is skipped, counted, and the run goes on.
 
 One bad batch (a reward plug-in that returned NaN, an overflow) must not end a long run, but a run that keeps
-producing them is broken: after `max_consecutive` skipped updates in a row the trainer writes a checkpoint
-(weights are untouched by skipped updates, so it is the last good state) and raises `TrainingError`.
+producing them is broken: after `max_consecutive` skipped updates in a row the trainer stops with
+`TrainingError`, naming the last good state. That is not the current one: skipped updates leave the weights
+alone, but the last update that *was* applied may be what broke them (a learning rate of 1e10 gives finite,
+useless weights whose every later loss is NaN). So the last good state is the newest checkpoint written
+before that update (`checkpoint.set_aside_from`), and no checkpoint is written while updates are being skipped.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 
 import torch
 
 from rxmrl.errors import TrainingError
+
+REWARD_MIN, REWARD_MAX = 0.0, 10.0  # the MRL reward scale
 
 
 def all_finite(tensors: Iterable[torch.Tensor | None]) -> bool:
@@ -38,11 +44,15 @@ class NonFiniteGuard:
     def exhausted(self) -> bool:
         return self.consecutive >= self.max_consecutive
 
-    def error(self, where: str) -> TrainingError:
+    def error(self, run_dir: str, last_good: str | None) -> TrainingError:
+        if last_good is not None:
+            where = f"The last good state is {last_good}; --resume continues from it"
+        else:
+            where = "No checkpoint of this run predates the updates that broke it; --resume starts MRL again"
         return TrainingError(
             f"{self.consecutive} updates in a row had a non-finite loss or gradient ({self.total} in this run); "
-            f"stopped. The last good state is saved in {where}. Check the reward (does it return NaN?), lower "
-            f"the learning rates or set impo.max_grad_norm, then resume with --resume."
+            f"stopped. {where}. Check the reward (does it return NaN?) or lower the learning rates, e.g. "
+            f"rxmrl train --resume {run_dir} --set stage.*.lr.decoder=1e-5 (a resume may change learning rates)."
         )
 
     def state_dict(self) -> dict[str, int]:
@@ -58,14 +68,19 @@ class NonFiniteRewardFilter:
 
     The environment (rightly) refuses NaN rewards. Training should survive one bad batch, so the trainer hands
     the environment this wrapper: non-finite totals or components become 0.0 for the environment, and
-    `last_bad` ([rewarded samples] bool) tells the trainer which samples they were, so it can mark that
-    rollout non-finite and skip its update. Errors the reward raises are not caught.
+    `last_bad` ([rewarded samples] bool) tells the trainer which samples they were, so it can leave those
+    episodes out of the update (`MrlTrainer.update`). Errors the reward raises are not caught.
+
+    Totals outside rxmrl's reward scale (0-10, what `impo.reward_scale` and the curricula are tuned for) are
+    clipped into it and counted in `clipped`; the first time it happens a warning names the reward and the
+    values, since a plug-in on another scale trains with silently wrong step sizes otherwise.
     """
 
     def __init__(self, fn, name: str):
         self.fn = fn
         self.__name__ = name
         self.last_bad: torch.Tensor | None = None
+        self.clipped = 0
 
     def __call__(self, batch):
         from rxmrl.reward.base import RewardOutput
@@ -85,7 +100,17 @@ class NonFiniteRewardFilter:
                 bad |= ~torch.isfinite(value)
             components[key] = torch.nan_to_num(value, nan=0.0, posinf=0.0, neginf=0.0)
         self.last_bad = bad
-        return RewardOutput(total=torch.nan_to_num(total, nan=0.0, posinf=0.0, neginf=0.0), components=components)
+        total = torch.nan_to_num(total, nan=0.0, posinf=0.0, neginf=0.0)
+        outside = (total < REWARD_MIN) | (total > REWARD_MAX)
+        if bool(outside.any()):
+            if self.clipped == 0:
+                low, high = float(total.min()), float(total.max())
+                warnings.warn(f"reward '{self.__name__}' returned {int(outside.sum())} of {len(total)} totals outside "
+                              f"{REWARD_MIN:g}-{REWARD_MAX:g} (min {low:g}, max {high:g}); they are clipped to that "
+                              f"range (rxmrl's reward scale), and counted from now on", stacklevel=2)
+            self.clipped += int(outside.sum())
+            total = total.clamp(REWARD_MIN, REWARD_MAX)
+        return RewardOutput(total=total, components=components)
 
 
 def tolerant_reward(reward, name: str | None = None):

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from rxmrl.policy.rxt_policy import RxTPolicy
-from rxmrl.train.advantages import Reduce, compute_advantages, normalize_advantages
+from rxmrl.train.advantages import Reduce, compute_advantages, consecutive_groups, normalize_advantages
 from rxmrl.train.curriculum_config import LearningRates
 from rxmrl.train.guard import NonFiniteGuard, all_finite
 from rxmrl.train.impo import ImpoTerms, impo_loss, memory_rmse
@@ -123,6 +123,18 @@ class MrlTrainer:
         self.autocast = autocast or contextlib.nullcontext
         self.guard = NonFiniteGuard(config.max_consecutive_nonfinite)
 
+    def _nonfinite_rows(self, rollout: Rollout) -> torch.Tensor:
+        """[B] bool: rows to leave out of the update, those with a non-finite reward (and, in group mode,
+        every rollout of the same episode)."""
+        bad = ~torch.isfinite(rollout.rewards).all(dim=1)
+        if self.config.advantage == "group" and bool(bad.any()):
+            groups = rollout.group_ids
+            if groups is None:
+                groups = consecutive_groups(rollout.batch_size, self.config.group_size)
+            groups = groups.to(bad.device)
+            bad = torch.isin(groups, groups[bad])
+        return bad
+
     def _write(self, stm: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.policy.remember(stm, ids, mask).to(stm.dtype)
 
@@ -173,14 +185,22 @@ class MrlTrainer:
         )
 
     def update(self, rollout: Rollout, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> dict[str, float]:
-        """Several epochs of minibatch IMPO steps on `rollout`. Non-finite steps are skipped and counted."""
+        """Several epochs of minibatch IMPO steps on `rollout`. Non-finite steps are skipped and counted.
+
+        Episodes with a non-finite reward are left out of the update (in group mode their whole group, whose
+        baseline they are part of) and counted in `train/nonfinite_samples`; the rest of the batch trains. Only
+        a batch with nothing left is skipped (and counted by the guard)."""
         config = self.config
-        if not self.agree(not rollout.nonfinite):
-            # A NaN reward poisons every advantage (normalisation mixes them): skip the whole update.
+        dropped = self._nonfinite_rows(rollout)  # [B]
+        if self.agree(bool(dropped.all())):
             self.guard.record(False)
-            return {"train/nonfinite_skipped": float(self.guard.total), "train/update_skipped": 1.0}
-        rewards = rollout.rewards * config.reward_scale
-        estimate = compute_advantages(config, rewards, rollout.values, rollout.rewarded, rollout.group_ids)
+            return {"train/nonfinite_skipped": float(self.guard.total), "train/update_skipped": 1.0,
+                    "train/nonfinite_samples": float(dropped.sum())}
+        rewarded = rollout.rewarded & ~dropped[:, None]
+        rewards = torch.where(dropped[:, None], torch.zeros_like(rollout.rewards), rollout.rewards)
+        rewards = rewards * config.reward_scale
+        estimate = compute_advantages(config, rewards, rollout.values, rewarded, rollout.group_ids)
+        estimate.active &= ~dropped[:, None]
         advantages = normalize_advantages(estimate.advantages, estimate.active, config.normalize,
                                           min_std=config.min_advantage_std, reduce=self.reduce)
         items = estimate.active.flatten().nonzero().squeeze(1)  # answers that carry a signal
@@ -225,6 +245,7 @@ class MrlTrainer:
                 break
         metrics = {name: value / max(1, steps_done) for name, value in sums.items()}
         metrics["train/nonfinite_skipped"] = float(self.guard.total)
+        metrics["train/nonfinite_samples"] = float(dropped.sum())
         metrics["train/optimizer_steps"] = float(steps_done)
         metrics["policy/rollout_logprob_gap"] = anchors.gap_sum / max(1, anchors.gap_count)
         metrics["value/mean"] = float(rollout.values[estimate.active].mean()) if bool(estimate.active.any()) else 0.0

@@ -20,3 +20,18 @@ def warmup_cosine(
         return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def set_base_learning_rates(optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LambdaLR,
+                            base: dict[str, float]) -> list[str]:
+    """Give the named parameter groups new peak learning rates, keeping the schedule's position (a resume with
+    changed `stage.*.lr`). Returns the groups that changed; unchanged groups are left bit-for-bit alone."""
+    changed = []
+    for i, group in enumerate(optimizer.param_groups):
+        new = base.get(group.get("name", ""))
+        if new is None or new == scheduler.base_lrs[i]:
+            continue
+        scheduler.base_lrs[i] = group["initial_lr"] = new
+        group["lr"] = new * scheduler.lr_lambdas[i](scheduler.last_epoch)
+        changed.append(group["name"])
+    return changed

@@ -24,7 +24,11 @@ class Tracker:
         self._file = None
         if enabled:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            self._file = (self.run_dir / METRICS_FILE).open("a", encoding="utf-8")
+            path = self.run_dir / METRICS_FILE
+            cut = path.is_file() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
+            self._file = path.open("a", encoding="utf-8")
+            if cut:  # a kill mid-line: end that line, so the next row starts on its own
+                self._file.write("\n")
             if tensorboard:
                 from torch.utils.tensorboard import SummaryWriter
 
@@ -68,9 +72,12 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     rows: dict[tuple[int, tuple[str, ...]], dict[str, Any]] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            row = json.loads(line)
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            row = json.loads(line) if line.strip() else None
+        except json.JSONDecodeError:
+            continue  # a row cut short by a kill
+        if isinstance(row, dict) and "step" in row:
             rows[(row["step"], tuple(sorted(row)))] = row
     return list(rows.values())
 

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +23,16 @@ EVAL_BATCH_SIZE = 32
 
 
 def run_warmstart(config: WarmStartConfig, model: Any, tokenizer: Any, out_dir: str | Path, *, seed: int,
-                  tracker: Any = None, device: str = "cpu", progress: bool = True) -> dict[str, float]:
+                  tracker: Any = None, device: str = "cpu", progress: bool = True,
+                  mlm_head_sources: Sequence[Path] = ()) -> dict[str, float]:
     """Train `model` in place with one stage; return its final held-out metrics.
 
     Checkpoints go under `out_dir/checkpoints/`; a run resumes from the latest one; `out_dir/final/` is written
     at the end, and when it exists already its weights are loaded into `model` and its metrics returned
     without training. Metrics: `loss`, `accuracy` (decoder answer/next-token accuracy), `perplexity`, and for
     memory stages `accuracy_real_stm`, `accuracy_reset_stm`, `accuracy_gap` (and the `fact_` variants).
-    With an outside `tracker`, metric names are prefixed `warmstart/<stage>/`.
+    With an outside `tracker`, metric names are prefixed `warmstart/<stage>/`. `mlm_head_sources`: the
+    folders sft's `mlm_head_from = "auto"` may take the MLM head from (see `sft.find_mlm_head`).
     """
     from rxmrl.train.warmstart.data import tokenized_examples
     from rxmrl.train.warmstart.loop import finished_metrics, train
@@ -43,7 +46,7 @@ def run_warmstart(config: WarmStartConfig, model: Any, tokenizer: Any, out_dir: 
     max_len = model.config.max_seq_len
     train_set = tokenized_examples(config.stage, config.data, tokenizer, max_len, held_out=False)
     eval_set = tokenized_examples(config.stage, config.data, tokenizer, max_len, held_out=True)
-    stage = build_stage(config, model, tokenizer, out_dir)
+    stage = build_stage(config, model, tokenizer, mlm_head_sources)
     return train(
         stage, model=model, tokenizer=tokenizer, train_batch=train_set.stream(config.batch_size, seed),
         eval_batches=eval_set.in_order(EVAL_BATCH_SIZE), config=config.loop_config(), out_dir=out_dir, seed=seed,
@@ -52,15 +55,15 @@ def run_warmstart(config: WarmStartConfig, model: Any, tokenizer: Any, out_dir: 
     )
 
 
-def build_stage(config: WarmStartConfig, model: Any, tokenizer: Any, out_dir: str | Path | None = None) -> Any:
+def build_stage(config: WarmStartConfig, model: Any, tokenizer: Any, mlm_head_sources: Sequence[Path] = ()) -> Any:
     """The stage object for `config.stage` (the MLM head of sft is taken from an earlier stage when found)."""
     if config.stage in ("joint-lm", "sft"):
         from rxmrl.train.warmstart.joint_lm import JointLMStage
         from rxmrl.train.warmstart.sft import find_mlm_head, load_mlm_head, new_mlm_head
 
         head = new_mlm_head(model)
-        if config.stage == "sft" and out_dir is not None:
-            source = find_mlm_head(config.mlm_head_from, Path(out_dir))
+        if config.stage == "sft":
+            source = find_mlm_head(config.mlm_head_from, mlm_head_sources)
             if source is not None:
                 load_mlm_head(head, source)
         return JointLMStage(model, head, tokenizer, name=config.stage, mlm_probability=config.mlm_probability,

@@ -82,7 +82,9 @@ class WarmStartConfig:
     mlm_probability: float = 0.15  # share of real, non-special tokens the encoder predicts
     mlm_weight: float = 1.0  # loss = decoder LM + mlm_weight * encoder MLM
     memory_noise: float = 0.0  # noise on the (detached) encoder outputs the decoder reads (std relative to their RMS)
-    mlm_head_from: str = "auto"  # sft: a joint-lm stage folder to take the MLM head from; "auto": a sibling; "none"
+    # sft: a joint-lm stage folder to take the MLM head from; "none"; or "auto": the curriculum's earlier joint-lm or
+    # sft stage, or (standalone) the `model` folder when it is such a stage's final/ (never any other folder)
+    mlm_head_from: str = "auto"
     # --- memory-attention (self-supervised) ---
     first_new_data_weight: float = 0.9  # share of the new interaction in the first step's target
     new_data_weight: float = 0.5  # share of the new interaction in the second step's target...

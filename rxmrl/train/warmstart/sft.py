@@ -9,12 +9,12 @@ by a freshly initialised head.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from rxmrl.errors import CheckpointError
+from rxmrl.train.checkpoint import load_state_file
 from rxmrl.train.warmstart.joint_lm import JointLMStage
 from rxmrl.train.warmstart.mlm_head import MLMHead
 
@@ -30,12 +30,13 @@ def new_mlm_head(model: Any) -> MLMHead:
     return MLMHead(cfg.dim, cfg.vocab_size, eps=cfg.norm_eps, init_std=cfg.init_std).to(model.device)
 
 
-def find_mlm_head(spec: str, out_dir: Path) -> Path | None:
+def find_mlm_head(spec: str, sources: Sequence[Path] = ()) -> Path | None:
     """Where the MLM head to start from lives, or None for a fresh one.
 
     `spec` is a folder holding a stage checkpoint (`trainer_state.pt` with an `mlm_head`), "none", or "auto":
-    the most recently finished sibling of `out_dir` whose name says joint-lm or sft (a curriculum runs its
-    stages in sibling folders `warmstart-<i>-<stage>/`, and a standalone user typically `runs/ws/<stage>/`).
+    the last of `sources` that holds one. `sources` are folders the user named or their run made: in a
+    curriculum the run's earlier joint-lm/sft stages, standalone the `model` folder the config names. Nothing
+    else is searched (a folder the user never named may hold anyone's files).
     """
     if spec == "none":
         return None
@@ -46,17 +47,15 @@ def find_mlm_head(spec: str, out_dir: Path) -> Path | None:
             raise CheckpointError(f"mlm_head_from = '{spec}': no trainer_state.pt there (give a joint-lm or sft "
                                   f"stage folder, or its final/ folder, or 'none' for a fresh head)")
         return path
-    parent = out_dir.resolve().parent
-    if not parent.is_dir():
-        return None
-    candidates = [p / FINAL for p in parent.iterdir()
-                  if p.is_dir() and p.resolve() != out_dir.resolve() and ("joint-lm" in p.name or "sft" in p.name)
-                  and (p / FINAL / "trainer_state.pt").is_file()]
-    return max(candidates, key=lambda p: (p / "trainer_state.pt").stat().st_mtime) if candidates else None
+    for source in reversed(list(sources)):
+        for folder in (Path(source) / FINAL, Path(source)):
+            if (folder / "trainer_state.pt").is_file():
+                return folder
+    return None
 
 
 def load_mlm_head(head: MLMHead, folder: Path) -> None:
-    blob = torch.load(folder / "trainer_state.pt", map_location="cpu", weights_only=False)
+    blob = load_state_file(folder / "trainer_state.pt")
     weights = blob.get("modules", {}).get("mlm_head")
     if weights is None:
         raise CheckpointError(f"{folder}: this checkpoint has no MLM head (set mlm_head_from = 'none' for a fresh one)")
