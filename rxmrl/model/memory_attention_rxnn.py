@@ -1,0 +1,58 @@
+"""RxNN's interlayer memory attention ("rxnn-interlayer", "rxnn-self-interlayer"): the variants of the RxT-Alpha
+checkpoints, reproduced to load them (function checked against RxNN 0.2.171, memory/attention.py).
+
+Where rxmrl's own variants only *shape the queries* and write once, RxNN writes twice per layer. With
+S = STM_{t-1}^l and M = norm_mean(mean over layers of STM_{t-1}) (one norm shared by all layers):
+
+    P  = norm_inter(S)
+    K  = M                                      "rxnn-interlayer"
+    K  = MixGate(P, M)                          "rxnn-self-interlayer": a gated mix of the slot and the mean
+    S* = InterGate(S, Attn_inter(P, K))         first write: the slots consult the layer mean
+    STM_t^l = Gate(S*, Attn(norm_q S*, norm_src ED_t^l))     second write, from the interaction
+
+All three gates are of the configured kind (RxNN builds them from the same arguments). Attn_inter has no
+positions; Attn rotates keys by token position, as in rxmrl's variants.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from rxmrl.model.attention import CrossAttention, Rope
+from rxmrl.model.config import RxTConfig
+from rxmrl.model.norm import build_norm
+
+
+class RxnnInterlayerMemoryLayer(nn.Module):
+    """Writes one STM layer the way RxNN's (self-)interlayer memory attention does."""
+
+    def __init__(self, config: RxTConfig, build_gate, build_attention) -> None:
+        super().__init__()
+        spec = config.memory_attention
+        self.mixes_self = spec.variant == "rxnn-self-interlayer"
+        self.inter_norm = build_norm(config)
+        self.inter_attention: CrossAttention = build_attention(spec.inter_attention or spec.attention, False)
+        self.inter_gate = build_gate()
+        self.mix_gate = build_gate() if self.mixes_self else None
+        self.query_norm = build_norm(config)
+        self.source_norm = build_norm(config)
+        self.attention: CrossAttention = build_attention(spec.attention, True)
+        self.gate = build_gate()
+
+    def forward(
+        self,
+        stm: torch.Tensor,
+        stm_mean: torch.Tensor,
+        encoded: torch.Tensor,
+        mask: torch.Tensor | None,
+        rope: Rope,
+    ) -> torch.Tensor:
+        """stm [B, S, D] (this layer), stm_mean [B, S, D] (already normalised), encoded [B, T, D],
+        mask [B, 1, 1, T] -> [B, S, D]"""
+        prepared = self.inter_norm(stm)
+        source = self.mix_gate(prepared, stm_mean) if self.mix_gate is not None else stm_mean
+        consulted = self.inter_attention(prepared, self.inter_attention.project_kv(source), None)
+        stm = self.inter_gate(stm, consulted)
+        kv = self.attention.project_kv(self.source_norm(encoded), rope)
+        return self.gate(stm, self.attention(self.query_norm(stm), kv, mask))
