@@ -1,0 +1,193 @@
+"""Importing RxNN checkpoints: rxmrl's outputs equal RxNN's on the same weights (fixtures written by
+tests/fixtures/rxnn/make_fixtures.py from RxNN cafcc7d = 0.2.171), the folder it writes loads strictly, and
+what cannot be imported is refused with a reason."""
+
+import shutil
+from pathlib import Path
+
+import huggingface_hub
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from rxmrl.cli import main
+from rxmrl.errors import CheckpointError
+from rxmrl.model import RxT
+from rxmrl.model.rxnn import import_rxnn
+from rxmrl.model.rxnn.tokenizer import import_tokenizer
+
+FIXTURES = Path(__file__).parent / "fixtures" / "rxnn"
+CASES = {
+    "alpha": (FIXTURES / "alpha",),
+    "components": (FIXTURES / "decoder", FIXTURES / "encoder", FIXTURES / "memory-attention"),
+}
+TOLERANCE = 1e-5  # float32
+
+
+def outputs(model: RxT, expected: dict) -> dict:
+    """The four outputs the fixtures hold, computed by rxmrl."""
+    stm, ids, mask, query = expected["stm"], expected["input_ids"], expected["attention_mask"], expected["query_ids"]
+    with torch.no_grad():
+        new_stm = model.update_memory(stm, ids, mask)
+        return {
+            "logits_before": model.decode(query, model.memory_kv(stm)).logits,
+            "encoder_layers": model.encode(ids, mask, stm),
+            "stm_after": new_stm,
+            "logits_after": model.decode(query, model.memory_kv(new_stm)).logits,
+        }
+
+
+def max_differences(model: RxT, case: str) -> dict:
+    expected = load_file(str(FIXTURES / f"expected-{case}.safetensors"))
+    ours = outputs(model.eval(), expected)
+    real = expected["attention_mask"][:, None, :, None]  # padded tokens' encoder outputs are not compared
+    ours["encoder_layers"] = ours["encoder_layers"] * real
+    expected["encoder_layers"] = expected["encoder_layers"] * real
+    return {name: (ours[name] - expected[name]).abs().max().item() for name in ours}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_outputs_equal_rxnn(case):
+    differences = max_differences(import_rxnn(*CASES[case]), case)
+    assert all(d <= TOLERANCE for d in differences.values()), differences
+
+
+def test_the_fixtures_cover_both_rxnn_variants_and_three_gate_kinds():
+    alpha, components = import_rxnn(*CASES["alpha"]).config, import_rxnn(*CASES["components"]).config
+    assert (alpha.memory_attention.variant, alpha.memory_attention.gate) == ("rxnn-self-interlayer", "slot-linear")
+    assert components.memory_attention.variant == "rxnn-interlayer"
+    assert components.memory_attention.gate == "slot-elementwise"
+    assert components.memory_attention.gate_activation == "tanh"
+    assert components.memory_attention.gate_slot_status == "linear"
+    assert alpha.decoder.ffn.experts == 3 and alpha.encoder.cross_attention is not None
+    assert components.encoder.cross_attention is None
+    assert not alpha.final_norm and alpha.lm_head_bias and alpha.norm_eps_from_dtype
+    assert not alpha.memory_attention.token_skip
+    assert alpha.stm.init_std == 1.0 and components.stm.init_std == 0.02
+
+
+def test_cli_writes_a_folder_that_loads_strictly_and_computes_the_same(tmp_path, capsys):
+    out = tmp_path / "imported"
+    assert main(["model", "import", "--decoder", str(FIXTURES / "alpha"), "--out", str(out)]) == 0
+    assert "tokenizer yes" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors", "tokenizer.json"]
+    differences = max_differences(RxT.from_pretrained(out), "alpha")
+    assert all(d <= TOLERANCE for d in differences.values()), differences
+    assert main(["model", "info", str(out), "--json"]) == 0
+    assert '"total": ' in capsys.readouterr().out
+
+
+def test_cli_refuses_a_non_empty_out_unless_overwrite(tmp_path, capsys):
+    out = tmp_path / "imported"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    argv = ["model", "import", "--decoder", str(FIXTURES / "alpha"), "--out", str(out)]
+    assert main(argv) == 2
+    assert "is not empty" in capsys.readouterr().err
+    assert (out / "notes.txt").exists()
+    assert main([*argv, "--overwrite"]) == 0
+    assert not (out / "notes.txt").exists()
+
+
+def test_cli_components_with_options(tmp_path, capsys):
+    out = tmp_path / "imported"
+    argv = ["model", "import", "--decoder", str(FIXTURES / "decoder"), "--encoder", str(FIXTURES / "encoder"),
+            "--memory-attention", str(FIXTURES / "memory-attention"), "--tokenizer", str(FIXTURES / "alpha"),
+            "--stm-init-std", "1.0", "--causal-memory-cross-attention", "--out", str(out)]
+    assert main(argv) == 0
+    model = RxT.from_pretrained(out)
+    assert model.config.stm.init_std == 1.0 and model.config.causal_memory_cross_attention
+    assert model.config.name == "imported"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--encoder", str(FIXTURES / "mlm-head")], "found an MLMHead"),
+        ([], "pass its --encoder too"),
+        (["--encoder", str(FIXTURES / "encoder"), "--memory-attention", str(FIXTURES / "decoder")],
+         "expected a memory attention"),
+    ],
+)
+def test_cli_wrong_parts_exit_2_with_one_line(tmp_path, capsys, extra, message):
+    argv = ["model", "import", "--decoder", str(FIXTURES / "decoder"), *extra, "--out", str(tmp_path / "m")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_alpha_takes_no_separate_parts():
+    with pytest.raises(CheckpointError, match="drop --encoder"):
+        import_rxnn(FIXTURES / "alpha", FIXTURES / "encoder")
+
+
+def copy_with(tmp_path: Path, name: str, change) -> Path:
+    folder = tmp_path / name
+    shutil.copytree(FIXTURES / name, folder)
+    weights = load_file(str(folder / "model.safetensors"))
+    change(weights)
+    save_file(weights, str(folder / "model.safetensors"))
+    return folder
+
+
+def test_different_embeddings_are_refused(tmp_path):
+    def nudge(weights):
+        weights["model.embedding.weight"] = weights["model.embedding.weight"] + 1e-3
+
+    encoder = copy_with(tmp_path, "encoder", nudge)
+    with pytest.raises(CheckpointError, match="different token embeddings"):
+        import_rxnn(FIXTURES / "decoder", encoder)
+
+
+def test_a_tensor_without_a_place_is_refused(tmp_path):
+    def add(weights):
+        weights["model.layers.0.attention.q_proj.bias"] = torch.zeros(32)
+
+    decoder = copy_with(tmp_path, "decoder", add)
+    with pytest.raises(CheckpointError, match="query/key/value biases"):
+        import_rxnn(decoder, FIXTURES / "encoder")
+
+    def extra(weights):
+        weights["model.layers.0.extra.weight"] = torch.zeros(2)
+
+    decoder = copy_with(tmp_path, "encoder", extra)
+    with pytest.raises(CheckpointError, match="no place for: model.layers.0.extra.weight"):
+        import_rxnn(FIXTURES / "decoder", decoder)
+
+
+def test_without_memory_attention_a_fresh_one_is_seeded():
+    first = import_rxnn(FIXTURES / "decoder", FIXTURES / "encoder", seed=3)
+    second = import_rxnn(FIXTURES / "decoder", FIXTURES / "encoder", seed=3)
+    assert first.config.memory_attention.variant == "self-interlayer"
+    for (name, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_a_hub_id_that_cannot_be_fetched_fails_at_once(monkeypatch):
+    def offline(repo_id, revision=None, **kwargs):
+        raise OSError("no network\nat all")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+    with pytest.raises(CheckpointError, match="could not download from the Hugging Face Hub: no network at all"):
+        import_rxnn("RxAI-dev/RxT-Alpha-Micro-Decoder", "RxAI-dev/RxT-Alpha-Micro-Encoder")
+
+
+def test_cached_decoding_of_an_imported_model_equals_the_full_forward():
+    model = import_rxnn(*CASES["alpha"]).eval()
+    stm = model.initial_stm(2, torch.Generator().manual_seed(0))
+    tokens = torch.randint(7, model.config.vocab_size, (2, 6))
+    mkv = model.memory_kv(stm)
+    with torch.no_grad():
+        full = model.decode(tokens, mkv).logits
+        cache = model.new_cache(2, 8)
+        stepped = [model.decode(tokens[:, :3], mkv, cache=cache).logits]
+        stepped += [model.decode(tokens[:, t : t + 1], mkv, cache=cache).logits for t in range(3, 6)]
+    torch.testing.assert_close(torch.cat(stepped, dim=1), full, atol=1e-5, rtol=1e-5)
+
+
+def test_rxnn_tokenizer_gets_a_decoder_and_special_tokens_by_name():
+    tokenizer = import_tokenizer(FIXTURES / "alpha" / "tokenizer.json")
+    ids = tokenizer.encode_interaction("Where is the cat?", "The cat is on the mat.")
+    assert ids[:2] == [tokenizer.bos_id, tokenizer.q_id] and ids[-1] == tokenizer.eos_id
+    assert tokenizer.a_id in ids
+    assert tokenizer.decode(ids) == "Where is the cat? The cat is on the mat."
