@@ -1,6 +1,7 @@
 """Importing RxNN checkpoints: rxmrl's outputs equal RxNN's on the same weights (fixtures written by
-tests/fixtures/rxnn/make_fixtures.py from RxNN cafcc7d = 0.2.171), the folder it writes loads strictly, and
-what cannot be imported is refused with a reason."""
+tests/fixtures/rxnn/make_fixtures.py from RxNN cafcc7d = 0.2.171, a99e951 = 0.2.145 and e50f1d7 = 0.2.58;
+see SOURCE.json there), the folder it writes loads strictly, and what cannot be imported is refused with a
+reason."""
 
 import shutil
 from pathlib import Path
@@ -13,14 +14,17 @@ from safetensors.torch import load_file, save_file
 from rxmrl.cli import main
 from rxmrl.errors import CheckpointError
 from rxmrl.model import RxT
-from rxmrl.model.rxnn import import_rxnn
+from rxmrl.model.rxnn import ImportChoices, import_rxnn
 from rxmrl.model.rxnn.tokenizer import import_tokenizer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "rxnn"
 CASES = {
     "alpha": (FIXTURES / "alpha",),
     "components": (FIXTURES / "decoder", FIXTURES / "encoder", FIXTURES / "memory-attention"),
+    "sqa-groups": (FIXTURES / "sqa-decoder", FIXTURES / "sqa-encoder", FIXTURES / "sqa-memory-attention"),
+    "legacy": (FIXTURES / "legacy-decoder", FIXTURES / "legacy-encoder"),  # no memory attention: not compared
 }
+CHOICES = {"legacy": ImportChoices(causal_memory_cross_attention=True)}
 TOLERANCE = 1e-5  # float32
 
 
@@ -29,12 +33,13 @@ def outputs(model: RxT, expected: dict) -> dict:
     stm, ids, mask, query = expected["stm"], expected["input_ids"], expected["attention_mask"], expected["query_ids"]
     with torch.no_grad():
         new_stm = model.update_memory(stm, ids, mask)
-        return {
+        ours = {
             "logits_before": model.decode(query, model.memory_kv(stm)).logits,
             "encoder_layers": model.encode(ids, mask, stm),
             "stm_after": new_stm,
             "logits_after": model.decode(query, model.memory_kv(new_stm)).logits,
         }
+    return {name: tensor for name, tensor in ours.items() if name in expected}
 
 
 def max_differences(model: RxT, case: str) -> dict:
@@ -48,8 +53,23 @@ def max_differences(model: RxT, case: str) -> dict:
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_outputs_equal_rxnn(case):
-    differences = max_differences(import_rxnn(*CASES[case]), case)
+    differences = max_differences(import_rxnn(*CASES[case], choices=CHOICES.get(case)), case)
     assert all(d <= TOLERANCE for d in differences.values()), differences
+
+
+def test_legacy_checkpoints_need_the_causal_switch_and_have_no_stm_norm():
+    model = import_rxnn(*CASES["legacy"])
+    assert not model.config.memory_read_norm
+    differences = max_differences(model, "legacy")
+    assert differences["logits_before"] > 1e-3  # without causal_memory_cross_attention: a different function
+    assert differences["encoder_layers"] <= TOLERANCE  # RxNN's encoder cross-attention was never causal
+
+
+def test_sqa_cross_attention_heads_come_from_the_shapes():
+    config = import_rxnn(*CASES["sqa-groups"]).config
+    assert (config.decoder.self_attention.query_heads, config.decoder.self_attention.kv_heads) == (2, 2)
+    assert (config.decoder.cross_attention.query_heads, config.decoder.cross_attention.kv_heads) == (4, 1)
+    assert (config.memory_attention.gate, config.memory_attention.gate_per_slot) == ("slot-static", False)
 
 
 def test_the_fixtures_cover_both_rxnn_variants_and_three_gate_kinds():

@@ -185,6 +185,9 @@ def memory_attention_config(checkpoint: RxnnCheckpoint) -> tuple[MemoryAttention
     if norm_type != "classic-rms":
         raise CheckpointError(f"{checkpoint.source}: norm_type = {norm_type!r}; only 'classic-rms' (RMSNorm) "
                               "memory norms are supported")
+    if "model.memory_input_norm_layers.0.weight" not in w:
+        raise CheckpointError(f"{checkpoint.source}: an RxTAlphaMemoryAttention from before RxNN 0.2.73 (no "
+                              "input norm, gates stacked over layers) is not supported; import without it")
     heads = int(setting(checkpoint, "att_heads", MEMORY_DEFAULTS))
     dim = w["model.memory_input_norm_layers.0.weight"].shape[0]
     variant = memory_variant(checkpoint)
