@@ -1,6 +1,6 @@
 """Importing RxNN checkpoints: rxmrl's outputs equal RxNN's on the same weights (fixtures written by
-tests/fixtures/rxnn/make_fixtures.py from RxNN cafcc7d = 0.2.171, a99e951 = 0.2.145 and e50f1d7 = 0.2.58;
-see SOURCE.json there), the folder it writes loads strictly, and what cannot be imported is refused with a
+tests/fixtures/rxnn/make_fixtures.py from RxNN cafcc7d = 0.2.171, a99e951 = 0.2.145, e50f1d7 = 0.2.58 and
+f332cdd = 0.1.14; see SOURCE.json there), the folder it writes loads strictly, and what cannot be imported is refused with a
 reason."""
 
 import shutil
@@ -23,6 +23,7 @@ CASES = {
     "components": (FIXTURES / "decoder", FIXTURES / "encoder", FIXTURES / "memory-attention"),
     "sqa-groups": (FIXTURES / "sqa-decoder", FIXTURES / "sqa-encoder", FIXTURES / "sqa-memory-attention"),
     "legacy": (FIXTURES / "legacy-decoder", FIXTURES / "legacy-encoder"),  # no memory attention: not compared
+    "early": (FIXTURES / "early-decoder", FIXTURES / "early-encoder"),  # stacked experts, batch of one
 }
 CHOICES = {"legacy": ImportChoices(causal_memory_cross_attention=True)}
 TOLERANCE = 1e-5  # float32
@@ -63,6 +64,12 @@ def test_legacy_checkpoints_need_the_causal_switch_and_have_no_stm_norm():
     differences = max_differences(model, "legacy")
     assert differences["logits_before"] > 1e-3  # without causal_memory_cross_attention: a different function
     assert differences["encoder_layers"] <= TOLERANCE  # RxNN's encoder cross-attention was never causal
+
+
+def test_stacked_experts_of_early_checkpoints_are_unstacked():
+    config = import_rxnn(*CASES["early"]).config
+    assert (config.decoder.ffn.experts, config.decoder.ffn.top_k, config.decoder.ffn.hidden) == (3, 2, 16)
+    assert not config.memory_read_norm
 
 
 def test_sqa_cross_attention_heads_come_from_the_shapes():
@@ -112,8 +119,10 @@ def test_cli_refuses_a_non_empty_out_unless_overwrite(tmp_path, capsys):
 def test_cli_components_with_options(tmp_path, capsys):
     out = tmp_path / "imported"
     argv = ["model", "import", "--decoder", str(FIXTURES / "decoder"), "--encoder", str(FIXTURES / "encoder"),
-            "--memory-attention", str(FIXTURES / "memory-attention"), "--tokenizer", str(FIXTURES / "alpha"),
+            "--memory-attention", str(FIXTURES / "memory-attention"),
             "--stm-init-std", "1.0", "--causal-memory-cross-attention", "--out", str(out)]
+    assert main([*argv, "--tokenizer", str(FIXTURES / "alpha")]) == 2  # 103 tokens, 64 embeddings
+    assert "has 103 tokens, the model only 64 embeddings" in capsys.readouterr().err
     assert main(argv) == 0
     model = RxT.from_pretrained(out)
     assert model.config.stm.init_std == 1.0 and model.config.causal_memory_cross_attention

@@ -90,10 +90,15 @@ def check_component(checkpoint: RxnnCheckpoint) -> None:
 
 def ffn_of(checkpoint: RxnnCheckpoint, layer: str) -> FeedForwardConfig:
     w = checkpoint.weights
+    top_k = int(setting(checkpoint, "moe_top_k", COMPONENT_DEFAULTS))
+    if f"{layer}.ff.w1" in w:  # RxNN 0.1.7-0.1.14: experts stacked, w1 [E, D, 2H], w2 [E, H, D]
+        experts, _, hidden = w[f"{layer}.ff.w2"].shape
+        if w[f"{layer}.ff.w1"].shape[2] != 2 * hidden:
+            raise CheckpointError(f"{checkpoint.source}: a non-gated MoE (use_gated = false); rxmrl's is SwiGLU")
+        return FeedForwardConfig(hidden=hidden, experts=experts, top_k=top_k)
     experts = layer_count(w, f"{layer}.ff.experts.")
     if experts == 0:
         return FeedForwardConfig(hidden=w[f"{layer}.ff.fc2.weight"].shape[1])
-    top_k = int(setting(checkpoint, "moe_top_k", COMPONENT_DEFAULTS))
     return FeedForwardConfig(hidden=w[f"{layer}.ff.experts.0.fc2.weight"].shape[1], experts=experts, top_k=top_k)
 
 
@@ -196,7 +201,7 @@ def memory_attention_config(checkpoint: RxnnCheckpoint) -> tuple[MemoryAttention
     if variant != "simple":
         inter = heads_of(checkpoint, "model.mean_attention_layers.0", dim // heads)
         inter = None if inter == attention else inter
-    slots = int(checkpoint.config.get("stm_size") or w["model.stm.memory"].shape[2])
+    slots = int(checkpoint.config.get("stm_size") or w["model.stm.memory"].shape[-2])
     config = MemoryAttentionConfig(heads=heads, attention=attention, variant=variant, inter_attention=inter,
                                    token_skip=False, **gate_settings(checkpoint))
     return config, layer_count(w, "model.attention_layers."), slots, dim
@@ -225,7 +230,7 @@ def build_config(
     if stack_shape(encoder) != (layers, vocab, dim):
         raise CheckpointError(f"{encoder.source}: encoder (layers, vocab, dim) {stack_shape(encoder)} != the "
                               f"decoder's {(layers, vocab, dim)}")
-    slots = int(decoder.config.get("stm_size") or decoder.weights["model.stm.memory"].shape[2])
+    slots = int(decoder.config.get("stm_size") or decoder.weights["model.stm.memory"].shape[-2])
     if memory is not None:
         memory_spec, memory_layers, memory_slots, memory_dim = memory_attention_config(memory)
         if (memory_layers, memory_slots, memory_dim) != (layers, slots, dim):

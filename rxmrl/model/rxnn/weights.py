@@ -10,7 +10,8 @@ Layout differences:
   RxNN rotates are permuted (self-attention q and k; memory cross-attention q; memory attention k), so the
   unrotated side keeps RxNN's layout too and every dot product is unchanged.
 - SwiGLU: RxNN's fc1 rows are [linear half; gated half], rxmrl's gate_up is [gate; up]: halves swapped.
-- MoE: RxNN's per-expert modules -> rxmrl's stacked [E, ...] tensors.
+- MoE: RxNN's per-expert modules (or, in 0.1.7-0.1.14, its own stacked w1/b1/w2/b2 applied as x @ w) ->
+  rxmrl's stacked [E, ...] tensors.
 - residual gates: `gate` (parameter) -> `weight`, `gate` (Linear) -> `linear`, `slot_status` -> `status`.
 """
 
@@ -101,9 +102,16 @@ class Mapper:
         self.copy(f"{source}.fc2.bias", f"{target}.down.bias")
 
     def mixture(self, source: str, target: str) -> None:
+        self.copy(f"{source}.router.gate.weight", f"{target}.router.weight")
+        if self.has(f"{source}.w1"):  # RxNN 0.1.7-0.1.14: stacked, applied as x @ w1 (so transposed)
+            self.put(f"{target}.gate_up_weight",
+                     torch.stack([swap_halves(w.T) for w in self.take(f"{source}.w1")]))
+            self.put(f"{target}.gate_up_bias", torch.stack([swap_halves(b) for b in self.take(f"{source}.b1")]))
+            self.put(f"{target}.down_weight", self.take(f"{source}.w2").transpose(1, 2))
+            self.copy(f"{source}.b2", f"{target}.down_bias")
+            return
         experts = layer_count(self.checkpoint.weights, f"{source}.experts.")
         each = [f"{source}.experts.{e}" for e in range(experts)]
-        self.copy(f"{source}.router.gate.weight", f"{target}.router.weight")
         self.put(f"{target}.gate_up_weight", torch.stack([swap_halves(self.take(f"{e}.fc1.linear.weight")) for e in each]))
         self.put(f"{target}.gate_up_bias", torch.stack([swap_halves(self.take(f"{e}.fc1.linear.bias")) for e in each]))
         self.put(f"{target}.down_weight", torch.stack([self.take(f"{e}.fc2.weight") for e in each]))
