@@ -87,6 +87,10 @@ def split_alpha(checkpoint: RxnnCheckpoint) -> dict[str, RxnnCheckpoint]:
         raise CheckpointError(f"{checkpoint.source}: RxTAlpha without a token embedding")
     for part in ("decoder", "encoder"):
         parts[part].weights.setdefault(embedding, found[0])
+    memory = [parts[p].weights["model.stm.memory"] for p in ALPHA_PARTS if "model.stm.memory" in parts[p].weights]
+    for part in ALPHA_PARTS:  # the STM buffer (dropped) tells the slot count when the config does not
+        if memory:
+            parts[part].weights.setdefault("model.stm.memory", memory[0])
     variant = checkpoint.config.get("memory_attention_variant", "interlayer")
     parts["memory_attention"].config.setdefault("_variant", variant)
     return parts

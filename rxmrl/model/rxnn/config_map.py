@@ -109,6 +109,15 @@ def stack_shape(checkpoint: RxnnCheckpoint) -> tuple[int, int, int]:
     return layers, vocab, dim
 
 
+def stm_slots(checkpoint: RxnnCheckpoint) -> int:
+    """stm_size from the config, else from the saved STM buffer ([L, (B,) S, D]), else RxNN's default."""
+    if checkpoint.config.get("stm_size"):
+        return int(checkpoint.config["stm_size"])
+    if "model.stm.memory" in checkpoint.weights:
+        return checkpoint.weights["model.stm.memory"].shape[-2]
+    return 1024
+
+
 def decoder_config(checkpoint: RxnnCheckpoint) -> tuple[DecoderConfig, dict]:
     check_component(checkpoint)
     w = checkpoint.weights
@@ -201,7 +210,7 @@ def memory_attention_config(checkpoint: RxnnCheckpoint) -> tuple[MemoryAttention
     if variant != "simple":
         inter = heads_of(checkpoint, "model.mean_attention_layers.0", dim // heads)
         inter = None if inter == attention else inter
-    slots = int(checkpoint.config.get("stm_size") or w["model.stm.memory"].shape[-2])
+    slots = stm_slots(checkpoint)
     config = MemoryAttentionConfig(heads=heads, attention=attention, variant=variant, inter_attention=inter,
                                    token_skip=False, **gate_settings(checkpoint))
     return config, layer_count(w, "model.attention_layers."), slots, dim
@@ -230,7 +239,7 @@ def build_config(
     if stack_shape(encoder) != (layers, vocab, dim):
         raise CheckpointError(f"{encoder.source}: encoder (layers, vocab, dim) {stack_shape(encoder)} != the "
                               f"decoder's {(layers, vocab, dim)}")
-    slots = int(decoder.config.get("stm_size") or decoder.weights["model.stm.memory"].shape[-2])
+    slots = stm_slots(decoder)
     if memory is not None:
         memory_spec, memory_layers, memory_slots, memory_dim = memory_attention_config(memory)
         if (memory_layers, memory_slots, memory_dim) != (layers, slots, dim):
