@@ -16,7 +16,8 @@ from typing import Literal
 from rxmrl.errors import ConfigError
 
 STM_INITS = ("zeros", "normal", "uniform", "learned")
-MEMORY_ATTENTION_VARIANTS = ("simple", "self", "interlayer", "self-interlayer", "rxnn-interlayer", "rxnn-self-interlayer")
+MEMORY_ATTENTION_VARIANTS = ("simple", "self", "interlayer", "self-interlayer", "rxnn-interlayer",
+                             "rxnn-self-interlayer")
 GATE_TYPES = ("linear", "elementwise", "static", "tanh", "none", "slot-linear", "slot-elementwise", "slot-static")
 
 
@@ -108,16 +109,16 @@ class MemoryAttentionConfig:
     gate_slot_status: Literal["mean", "linear"] = "mean"  # slot gates only: a slot's summary, mean or learned
     # Head counts of the self/interlayer attentions when they differ from `attention` (RxNN sets them apart).
     inter_attention: AttentionConfig | None = None
+    # Write from unit(encoder layer output) + unit(token embedding) instead of the layer output alone. An
+    # encoder trained as a masked LM drowns each token's identity under context (measured: cosine 0.07-0.20
+    # with the token's embedding), and then no memory learns to store names and values; see RxT.encode_interaction.
+    token_skip: bool = True
 
     def __post_init__(self) -> None:
         if self.gate_slot_status == "linear" and self.gate in ("slot-elementwise", "slot-static") \
                 and not self.gate_per_slot:
             raise ConfigError("gate_slot_status: a learned ('linear') slot status needs gate_per_slot = true "
                               "(or gate = 'slot-linear')")
-    # Write from unit(encoder layer output) + unit(token embedding) instead of the layer output alone. An
-    # encoder trained as a masked LM drowns each token's identity under context (measured: cosine 0.07-0.20
-    # with the token's embedding), and then no memory learns to store names and values; see RxT.encode_interaction.
-    token_skip: bool = True
 
 
 @dataclass

@@ -27,39 +27,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rxmrl.model.attention import CrossAttention, Rope
-from rxmrl.model.config import AttentionConfig, RxTConfig
-from rxmrl.model.gates import ResidualGate
+from rxmrl.model.attention import Rope, build_slot_attention
+from rxmrl.model.config import RxTConfig
+from rxmrl.model.gates import build_gate
 from rxmrl.model.masks import padding_mask, positions_from_mask
 from rxmrl.model.memory_attention_rxnn import RxnnInterlayerMemoryLayer
 from rxmrl.model.norm import build_norm
 from rxmrl.model.rope import RotaryEmbedding
-from rxmrl.model.slot_gates import SlotGate
 
 RXNN_VARIANTS = ("rxnn-interlayer", "rxnn-self-interlayer")
-
-
-def build_gate(config: RxTConfig) -> ResidualGate | SlotGate:
-    """A fresh residual gate of the configured kind."""
-    spec = config.memory_attention
-    if spec.gate.startswith("slot-"):
-        return SlotGate(spec.gate, config.dim, config.stm.slots, activation=spec.gate_activation,
-                        per_slot=spec.gate_per_slot, slot_status=spec.gate_slot_status,
-                        bias_init=spec.gate_bias_init, init_std=config.init_std)
-    return ResidualGate(spec.gate, config.dim, config.stm.slots, spec.gate_bias_init, config.init_std)
-
-
-def build_attention(config: RxTConfig, spec: AttentionConfig, rope_on_key: bool) -> CrossAttention:
-    """A memory-attention attention: slots are queries (no positions); keys rotated when they are tokens."""
-    return CrossAttention(
-        config.dim,
-        config.memory_attention.heads,
-        spec,
-        out_bias=config.attention_out_bias,
-        use_flash=config.use_flash_attention,
-        rope_on_query=False,
-        rope_on_key=rope_on_key,
-    )
 
 
 class MemoryAttentionLayer(nn.Module):
@@ -73,14 +49,14 @@ class MemoryAttentionLayer(nn.Module):
         self.inter_norm = self.mean_norm = self.inter_attention = None
         if spec.variant in ("self", "self-interlayer"):
             self.self_norm = build_norm(config)
-            self.self_attention = build_attention(config, inter_spec, rope_on_key=False)
+            self.self_attention = build_slot_attention(config, inter_spec, rope_on_key=False)
         if spec.variant in ("interlayer", "self-interlayer"):
             self.inter_norm = build_norm(config)
             self.mean_norm = build_norm(config)
-            self.inter_attention = build_attention(config, inter_spec, rope_on_key=False)
+            self.inter_attention = build_slot_attention(config, inter_spec, rope_on_key=False)
         self.query_norm = build_norm(config)
         self.source_norm = build_norm(config)
-        self.attention = build_attention(config, spec.attention, rope_on_key=True)
+        self.attention = build_slot_attention(config, spec.attention, rope_on_key=True)
         self.gate = build_gate(config)
 
     def queries(self, stm: torch.Tensor, stm_mean: torch.Tensor) -> torch.Tensor:
@@ -112,11 +88,7 @@ class MemoryAttention(nn.Module):
     def __init__(self, config: RxTConfig) -> None:
         super().__init__()
         if config.memory_attention.variant in RXNN_VARIANTS:
-            self.layers = nn.ModuleList(
-                RxnnInterlayerMemoryLayer(config, lambda: build_gate(config),
-                                          lambda spec, on_key: build_attention(config, spec, on_key))
-                for _ in range(config.stm.layers)
-            )
+            self.layers = nn.ModuleList(RxnnInterlayerMemoryLayer(config) for _ in range(config.stm.layers))
             self.mean_norm = build_norm(config)  # RxNN normalises the layer mean once, for all layers
         else:
             self.layers = nn.ModuleList(MemoryAttentionLayer(config) for _ in range(config.stm.layers))

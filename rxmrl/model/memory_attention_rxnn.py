@@ -19,26 +19,27 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rxmrl.model.attention import CrossAttention, Rope
+from rxmrl.model.attention import CrossAttention, Rope, build_slot_attention
 from rxmrl.model.config import RxTConfig
+from rxmrl.model.gates import build_gate
 from rxmrl.model.norm import build_norm
 
 
 class RxnnInterlayerMemoryLayer(nn.Module):
     """Writes one STM layer the way RxNN's (self-)interlayer memory attention does."""
 
-    def __init__(self, config: RxTConfig, build_gate, build_attention) -> None:
+    def __init__(self, config: RxTConfig) -> None:
         super().__init__()
         spec = config.memory_attention
-        self.mixes_self = spec.variant == "rxnn-self-interlayer"
         self.inter_norm = build_norm(config)
-        self.inter_attention: CrossAttention = build_attention(spec.inter_attention or spec.attention, False)
-        self.inter_gate = build_gate()
-        self.mix_gate = build_gate() if self.mixes_self else None
+        self.inter_attention: CrossAttention = build_slot_attention(config, spec.inter_attention or spec.attention,
+                                                                    rope_on_key=False)
+        self.inter_gate = build_gate(config)
+        self.mix_gate = build_gate(config) if spec.variant == "rxnn-self-interlayer" else None
         self.query_norm = build_norm(config)
         self.source_norm = build_norm(config)
-        self.attention: CrossAttention = build_attention(spec.attention, True)
-        self.gate = build_gate()
+        self.attention: CrossAttention = build_slot_attention(config, spec.attention, rope_on_key=True)
+        self.gate = build_gate(config)
 
     def forward(
         self,
