@@ -66,6 +66,16 @@ def test_legacy_checkpoints_need_the_causal_switch_and_have_no_stm_norm():
     assert differences["encoder_layers"] <= TOLERANCE  # RxNN's encoder cross-attention was never causal
 
 
+def test_self_memory_attention_writes_as_rxnn():
+    model = import_rxnn(*CASES["early"], FIXTURES / "self-memory-attention").eval()
+    spec = model.config.memory_attention
+    assert (spec.variant, spec.gate, spec.gate_per_slot, spec.consult_gate) == ("rxnn-self", "slot-linear", False, False)
+    expected = load_file(str(FIXTURES / "expected-self.safetensors"))
+    with torch.no_grad():
+        new_stm = model.memory_attention(expected["stm"], expected["encoder_layers"], expected["attention_mask"])
+    assert (new_stm - expected["stm_after"]).abs().max().item() <= TOLERANCE
+
+
 def test_stacked_experts_of_early_checkpoints_are_unstacked():
     config = import_rxnn(*CASES["early"]).config
     assert (config.decoder.ffn.experts, config.decoder.ffn.top_k, config.decoder.ffn.hidden) == (3, 2, 16)

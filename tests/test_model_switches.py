@@ -22,6 +22,7 @@ def test_presets_keep_every_switch_off(preset):
     config = load_preset(preset)
     assert {key: getattr(config, key) for key in SWITCHES_OFF} == SWITCHES_OFF
     assert config.memory_attention.inter_attention is None
+    assert config.memory_attention.consult_gate
     assert not config.memory_attention.variant.startswith("rxnn-")
     assert not config.memory_attention.gate.startswith("slot-")
 
@@ -99,7 +100,7 @@ def test_inter_attention_sets_the_interlayer_heads():
     assert layer.attention.query_heads == 2
 
 
-@pytest.mark.parametrize("variant", ["rxnn-interlayer", "rxnn-self-interlayer"])
+@pytest.mark.parametrize("variant", ["rxnn-self", "rxnn-interlayer", "rxnn-self-interlayer"])
 def test_rxnn_variants_keep_the_contract(variant):
     model = tiny(f'memory_attention.variant="{variant}"', 'memory_attention.gate="slot-static"')
     stm = model.initial_stm(2)
@@ -110,6 +111,13 @@ def test_rxnn_variants_keep_the_contract(variant):
     assert new.shape == stm.shape
     trimmed = model.update_memory(stm[1:], tokens[1:, :4], mask[1:, :4])
     torch.testing.assert_close(new[1:], trimmed, atol=1e-5, rtol=1e-5)  # padding changes nothing
+
+
+def test_consult_gate_off_makes_the_first_write_plain():
+    model = tiny('memory_attention.variant="rxnn-self"', 'memory_attention.gate="slot-linear"',
+                 "memory_attention.consult_gate=false")
+    layer = model.memory_attention.layers[0]
+    assert layer.inter_gate.kind == "none" and layer.gate.kind == "slot-linear"
 
 
 def test_slot_gates_follow_their_formulas():

@@ -16,7 +16,7 @@ from typing import Literal
 from rxmrl.errors import ConfigError
 
 STM_INITS = ("zeros", "normal", "uniform", "learned")
-MEMORY_ATTENTION_VARIANTS = ("simple", "self", "interlayer", "self-interlayer", "rxnn-interlayer",
+MEMORY_ATTENTION_VARIANTS = ("simple", "self", "interlayer", "self-interlayer", "rxnn-self", "rxnn-interlayer",
                              "rxnn-self-interlayer")
 GATE_TYPES = ("linear", "elementwise", "static", "tanh", "none", "slot-linear", "slot-elementwise", "slot-static")
 
@@ -95,9 +95,9 @@ class MemoryAttentionConfig:
 
     heads: int
     attention: AttentionConfig
-    # "rxnn-*": RxNN's interlayer variants, whose query step is itself a gated write (see memory_attention_rxnn.py)
+    # "rxnn-*": RxNN's variants, whose query step is itself a gated write (see memory_attention_rxnn.py)
     variant: Literal[
-        "simple", "self", "interlayer", "self-interlayer", "rxnn-interlayer", "rxnn-self-interlayer"
+        "simple", "self", "interlayer", "self-interlayer", "rxnn-self", "rxnn-interlayer", "rxnn-self-interlayer"
     ] = "simple"
     # "slot-*": RxNN's gates, one value per STM slot computed from the slot's mean (see slot_gates.py)
     gate: Literal[
@@ -109,6 +109,8 @@ class MemoryAttentionConfig:
     gate_slot_status: Literal["mean", "linear"] = "mean"  # slot gates only: a slot's summary, mean or learned
     # Head counts of the self/interlayer attentions when they differ from `attention` (RxNN sets them apart).
     inter_attention: AttentionConfig | None = None
+    # "rxnn-*" only: false makes their first write the plain residual S + A (RxNN's use_gate_for_self_attention).
+    consult_gate: bool = True
     # Write from unit(encoder layer output) + unit(token embedding) instead of the layer output alone. An
     # encoder trained as a masked LM drowns each token's identity under context (measured: cosine 0.07-0.20
     # with the token's embedding), and then no memory learns to store names and values; see RxT.encode_interaction.

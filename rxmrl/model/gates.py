@@ -79,9 +79,12 @@ class ResidualGate(nn.Module):
         return (1 - gate) * previous + gate * update
 
 
-def build_gate(config: RxTConfig) -> ResidualGate | SlotGate:
-    """A fresh memory-attention gate of the configured kind ("slot-*": RxNN's, in slot_gates.py)."""
+def build_gate(config: RxTConfig, *, plain: bool = False) -> ResidualGate | SlotGate:
+    """A fresh memory-attention gate of the configured kind ("slot-*": RxNN's, in slot_gates.py); `plain`:
+    the parameter-free residual S + U instead."""
     spec = config.memory_attention
+    if plain:
+        return ResidualGate("none", config.dim, config.stm.slots)
     if spec.gate.startswith("slot-"):
         return SlotGate(spec.gate, config.dim, config.stm.slots, activation=spec.gate_activation,
                         per_slot=spec.gate_per_slot, slot_status=spec.gate_slot_status,

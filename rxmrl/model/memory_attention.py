@@ -18,8 +18,8 @@ The self/interlayer attentions only shape the queries; the memory changes solely
 gate that is closed (G = 0) leaves STM_{t-1} exactly as it was. The layer-mean is taken over all L layers
 of STM_{t-1}, the layer itself included. None of these attentions use positions among slots.
 
-"rxnn-interlayer" and "rxnn-self-interlayer" are RxNN's variants, which write twice per layer; they live in
-`memory_attention_rxnn.py`. The "slot-*" gates (RxNN's, one value per slot) are in `slot_gates.py`.
+"rxnn-self", "rxnn-interlayer" and "rxnn-self-interlayer" are RxNN's variants, which write twice per layer;
+they live in `memory_attention_rxnn.py`. The "slot-*" gates (RxNN's, one value per slot) are in `slot_gates.py`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from rxmrl.model.memory_attention_rxnn import RxnnInterlayerMemoryLayer
 from rxmrl.model.norm import build_norm
 from rxmrl.model.rope import RotaryEmbedding
 
-RXNN_VARIANTS = ("rxnn-interlayer", "rxnn-self-interlayer")
+RXNN_VARIANTS = ("rxnn-self", "rxnn-interlayer", "rxnn-self-interlayer")
 
 
 class MemoryAttentionLayer(nn.Module):
@@ -89,7 +89,8 @@ class MemoryAttention(nn.Module):
         super().__init__()
         if config.memory_attention.variant in RXNN_VARIANTS:
             self.layers = nn.ModuleList(RxnnInterlayerMemoryLayer(config) for _ in range(config.stm.layers))
-            self.mean_norm = build_norm(config)  # RxNN normalises the layer mean once, for all layers
+            # RxNN normalises the layer mean once, for all layers (its self variant reads no mean)
+            self.mean_norm = build_norm(config) if config.memory_attention.variant != "rxnn-self" else None
         else:
             self.layers = nn.ModuleList(MemoryAttentionLayer(config) for _ in range(config.stm.layers))
             self.mean_norm = None

@@ -165,9 +165,17 @@ def memory_variant(checkpoint: RxnnCheckpoint) -> str:
     if layer_count(w, "model.mean_attention_layers.") or variant == "interlayer":
         return "rxnn-interlayer"
     if layer_count(w, "model.self_attention_layers."):
-        raise CheckpointError(f"{checkpoint.source}: RxTSelfMemoryAttention is not supported yet; the simple, "
-                              "interlayer and self-interlayer classes are")
+        return "rxnn-self"
     return "simple"
+
+
+def consult_prefix(variant: str) -> str:
+    """Where RxNN keeps the first write's modules: `self_*` in the self variant, `mean_*` in the others."""
+    return "model.self_" if variant == "rxnn-self" else "model.mean_"
+
+
+def has_gate(weights: dict, prefix: str) -> bool:
+    return f"{prefix}gate" in weights or f"{prefix}gate.weight" in weights
 
 
 def gate_settings(checkpoint: RxnnCheckpoint) -> dict:
@@ -208,11 +216,18 @@ def memory_attention_config(checkpoint: RxnnCheckpoint) -> tuple[MemoryAttention
     attention = heads_of(checkpoint, "model.attention_layers.0", dim // heads)
     inter = None
     if variant != "simple":
-        inter = heads_of(checkpoint, "model.mean_attention_layers.0", dim // heads)
+        inter = heads_of(checkpoint, f"{consult_prefix(variant)}attention_layers.0", dim // heads)
         inter = None if inter == attention else inter
+    gates = gate_settings(checkpoint)
+    consult_gate = True  # the interlayer variants gate their first write like the second
+    if variant == "rxnn-self":  # gated only with use_gate_for_self_attention (off by default)
+        consult_gate = has_gate(w, "model.self_residual_gate_layers.0.")
+        if consult_gate and gates["gate"] == "none":
+            raise CheckpointError(f"{checkpoint.source}: a gated self-attention step with an ungated write "
+                                  "(use_gate_for_self_attention without use_gated_residual) is not supported")
     slots = stm_slots(checkpoint)
     config = MemoryAttentionConfig(heads=heads, attention=attention, variant=variant, inter_attention=inter,
-                                   token_skip=False, **gate_settings(checkpoint))
+                                   consult_gate=consult_gate, token_skip=False, **gates)
     return config, layer_count(w, "model.attention_layers."), slots, dim
 
 

@@ -118,14 +118,19 @@ class Mapper:
         self.put(f"{target}.down_bias", torch.stack([self.take(f"{e}.fc2.bias") for e in each]))
 
     def gate(self, source: str, target: str) -> None:
+        gated = True
         if self.has(f"{source}.gate.weight"):
             self.copy(f"{source}.gate.weight", f"{target}.linear.weight")
             self.copy(f"{source}.gate.bias", f"{target}.linear.bias")
         elif self.has(f"{source}.gate"):
             self.copy(f"{source}.gate", f"{target}.weight")
+        else:
+            gated = False  # the plain residual; RxNN still builds a learned status for it, which it never uses
         if self.has(f"{source}.slot_status.weight"):
-            self.copy(f"{source}.slot_status.weight", f"{target}.status.weight")
-            self.copy(f"{source}.slot_status.bias", f"{target}.status.bias")
+            status = (self.take(f"{source}.slot_status.weight"), self.take(f"{source}.slot_status.bias"))
+            if gated:
+                self.put(f"{target}.status.weight", status[0])
+                self.put(f"{target}.status.bias", status[1])
 
 
 def stack_layers(mapper: Mapper, target: str, head_dim: int, layers: int, *, has_head: bool) -> None:
@@ -153,7 +158,8 @@ def stack_layers(mapper: Mapper, target: str, head_dim: int, layers: int, *, has
 
 def memory_layers(mapper: Mapper, config: RxTConfig) -> None:
     head_dim = config.dim // config.memory_attention.heads
-    rxnn_variant = config.memory_attention.variant.startswith("rxnn-")
+    variant = config.memory_attention.variant
+    rxnn_variant = variant.startswith("rxnn-")
     for i in range(config.stm.layers):
         into = f"memory_attention.layers.{i}"
         mapper.copy(f"model.memory_norm_layers.{i}.weight", f"{into}.query_norm.weight")
@@ -161,13 +167,14 @@ def memory_layers(mapper: Mapper, config: RxTConfig) -> None:
         mapper.cross_attention(f"model.attention_layers.{i}", f"{into}.attention", head_dim, rotated="k")
         mapper.gate(f"model.residual_gate_layers.{i}", f"{into}.gate")
         if rxnn_variant:
-            mapper.copy(f"model.mean_memory_norm_layers.{i}.weight", f"{into}.inter_norm.weight")
-            mapper.cross_attention(f"model.mean_attention_layers.{i}", f"{into}.inter_attention", head_dim,
-                                   rotated=None)
-            mapper.gate(f"model.mean_residual_gate_layers.{i}", f"{into}.inter_gate")
-            if config.memory_attention.variant == "rxnn-self-interlayer":
+            prefix = "model.self_" if variant == "rxnn-self" else "model.mean_"
+            gates = "model.self_residual_gate_layers" if variant == "rxnn-self" else "model.mean_residual_gate_layers"
+            mapper.copy(f"{prefix}memory_norm_layers.{i}.weight", f"{into}.inter_norm.weight")
+            mapper.cross_attention(f"{prefix}attention_layers.{i}", f"{into}.inter_attention", head_dim, rotated=None)
+            mapper.gate(f"{gates}.{i}", f"{into}.inter_gate")
+            if variant == "rxnn-self-interlayer":
                 mapper.gate(f"model.interlayer_gate_layers.{i}", f"{into}.mix_gate")
-    if rxnn_variant:
+    if variant in ("rxnn-interlayer", "rxnn-self-interlayer"):
         mapper.copy("model.mean_stm_norm.weight", "memory_attention.mean_norm.weight")
 
 
