@@ -1,7 +1,7 @@
 """The RxTConfig that computes what a set of RxNN checkpoints computes.
 
 Shapes decide wherever they can: layer counts, widths, query and key/value heads of every attention (RxNN's
-configs are ambiguous there: from 0.2.146 on, `cross_att_groups` no longer reaches SQA/GQA cross-attention,
+configs are ambiguous there: from 0.2.146 on, `cross_att_groups` no longer reaches SQA cross-attention,
 which uses `att_groups`), expert counts, which norms and biases exist. The config supplies only what no
 tensor shows: the nominal head count (`att_heads`, hence the head dim), `seq_len`, `moe_top_k`, the FFN
 activation and the gate activation; missing keys take RxNN's defaults, as its constructors do.
@@ -82,7 +82,7 @@ def check_component(checkpoint: RxnnCheckpoint) -> None:
                               "feed-forward is SwiGLU (silu)")
     if "model.layers.0.norm1.bias" in w:
         raise CheckpointError(f"{source}: LayerNorm layers (use_rms_norm = false); rxmrl uses RMSNorm")
-    if any(".ff.fc1.weight" in name or ".fc1.weight" in name and ".experts." in name for name in w):
+    if any(name.endswith(".fc1.weight") for name in w):  # a gated unit's is fc1.linear.weight
         raise CheckpointError(f"{source}: a non-gated feed-forward (use_gated = false); rxmrl's is SwiGLU")
     if "model.head_norm.weight" in w:
         raise CheckpointError(f"{source}: a LayerNorm before the LM head (use_head_norm = true) is not supported")
@@ -221,7 +221,7 @@ def memory_attention_config(checkpoint: RxnnCheckpoint) -> tuple[MemoryAttention
     gates = gate_settings(checkpoint)
     consult_gate = True  # the interlayer variants gate their first write like the second
     if variant == "rxnn-self":  # gated only with use_gate_for_self_attention (off by default)
-        consult_gate = has_gate(w, "model.self_residual_gate_layers.0.")
+        consult_gate = has_gate(w, f"{consult_prefix(variant)}residual_gate_layers.0.")
         if consult_gate and gates["gate"] == "none":
             raise CheckpointError(f"{checkpoint.source}: a gated self-attention step with an ungated write "
                                   "(use_gate_for_self_attention without use_gated_residual) is not supported")
@@ -248,13 +248,15 @@ def build_config(
     encoder_spec, encoder_reads_norm = encoder_config(encoder)
     if encoder_reads_norm is not None and encoder_reads_norm != switches["memory_read_norm"]:
         raise CheckpointError(f"{encoder.source}: the encoder's memory cross-attention "
-                              f"{'has' if encoder_reads_norm else 'lacks'} the STM norm and the decoder's does "
-                              "not agree; rxmrl has one switch (memory_read_norm) for both")
+                              f"{'has' if encoder_reads_norm else 'lacks'} an STM norm, the decoder's "
+                              f"{'lacks' if encoder_reads_norm else 'has'} one; rxmrl has one switch "
+                              "(memory_read_norm) for both")
     layers, vocab, dim = stack_shape(decoder)
     if stack_shape(encoder) != (layers, vocab, dim):
         raise CheckpointError(f"{encoder.source}: encoder (layers, vocab, dim) {stack_shape(encoder)} != the "
                               f"decoder's {(layers, vocab, dim)}")
     slots = stm_slots(decoder)
+    stm_std = 0.02 if choices.stm_init_std is None else choices.stm_init_std
     if memory is not None:
         memory_spec, memory_layers, memory_slots, memory_dim = memory_attention_config(memory)
         if (memory_layers, memory_slots, memory_dim) != (layers, slots, dim):
@@ -267,7 +269,7 @@ def build_config(
         vocab_size=vocab,
         dim=dim,
         max_seq_len=int(setting(decoder, "seq_len", COMPONENT_DEFAULTS)),
-        stm=StmConfig(slots=slots, init="normal", init_std=0.02 if choices.stm_init_std is None else choices.stm_init_std),
+        stm=StmConfig(slots=slots, init="normal", init_std=stm_std),
         decoder=decoder_spec,
         encoder=encoder_spec,
         memory_attention=memory_spec,

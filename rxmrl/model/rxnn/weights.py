@@ -24,7 +24,7 @@ import torch
 from rxmrl.errors import CheckpointError
 from rxmrl.model.config import RxTConfig
 from rxmrl.model.rxnn.checkpoint import RxnnCheckpoint
-from rxmrl.model.rxnn.config_map import layer_count
+from rxmrl.model.rxnn.config_map import consult_prefix, layer_count
 
 DROPPED = re.compile(r"(^|\.)rope\.(inv_freq|cache)$|^model\.stm\.memory$")
 
@@ -167,11 +167,10 @@ def memory_layers(mapper: Mapper, config: RxTConfig) -> None:
         mapper.cross_attention(f"model.attention_layers.{i}", f"{into}.attention", head_dim, rotated="k")
         mapper.gate(f"model.residual_gate_layers.{i}", f"{into}.gate")
         if rxnn_variant:
-            prefix = "model.self_" if variant == "rxnn-self" else "model.mean_"
-            gates = "model.self_residual_gate_layers" if variant == "rxnn-self" else "model.mean_residual_gate_layers"
+            prefix = consult_prefix(variant)
             mapper.copy(f"{prefix}memory_norm_layers.{i}.weight", f"{into}.inter_norm.weight")
             mapper.cross_attention(f"{prefix}attention_layers.{i}", f"{into}.inter_attention", head_dim, rotated=None)
-            mapper.gate(f"{gates}.{i}", f"{into}.inter_gate")
+            mapper.gate(f"{prefix}residual_gate_layers.{i}", f"{into}.inter_gate")
             if variant == "rxnn-self-interlayer":
                 mapper.gate(f"model.interlayer_gate_layers.{i}", f"{into}.mix_gate")
     if variant in ("rxnn-interlayer", "rxnn-self-interlayer"):
