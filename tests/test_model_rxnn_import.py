@@ -230,3 +230,13 @@ def test_rxnn_tokenizer_gets_a_decoder_and_special_tokens_by_name():
     assert ids[:2] == [tokenizer.bos_id, tokenizer.q_id] and ids[-1] == tokenizer.eos_id
     assert tokenizer.a_id in ids
     assert tokenizer.decode(ids) == "Where is the cat? The cat is on the mat."
+
+
+def test_an_imported_folder_generates_text_with_its_tokenizer(tmp_path, capsys):
+    out = tmp_path / "imported"
+    assert main(["model", "import", "--decoder", str(FIXTURES / "alpha"), "--out", str(out)]) == 0
+    capsys.readouterr()
+    argv = ["model", "generate", str(out), "--prompt", "Where is the cat?", "--new-tokens", "4", "--greedy"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "tokens/s (imported" in printed and "Ġ" not in printed
