@@ -240,3 +240,21 @@ def test_an_imported_folder_generates_text_with_its_tokenizer(tmp_path, capsys):
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "tokens/s (imported" in printed and "Ġ" not in printed
+
+
+def test_special_tokens_anywhere_in_the_vocabulary_are_found_by_name(tmp_path):
+    import tokenizers
+    from tokenizers import models, pre_tokenizers, trainers
+
+    backend = tokenizers.Tokenizer(models.BPE(unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)  # RxNN's: no decoder set
+    order = ["[A]", "[Q]", "[MASK]", "[EOS]", "[BOS]", "[UNK]", "[PAD]"]
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=order, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    backend.train_from_iterator(["the cat sat on the mat"] * 10, trainer)
+    backend.save(str(tmp_path / "tokenizer.json"))
+    tokenizer = import_tokenizer(tmp_path)
+    assert (tokenizer.a_id, tokenizer.q_id, tokenizer.bos_id, tokenizer.pad_id) == (0, 1, 4, 6)
+    ids = tokenizer.encode_interaction("the cat", "the mat")
+    assert ids[0] == 4 and ids[1] == 1 and ids[-1] == 3
+    assert tokenizer.decode(ids) == "the cat the mat"
