@@ -258,3 +258,16 @@ def test_special_tokens_anywhere_in_the_vocabulary_are_found_by_name(tmp_path):
     ids = tokenizer.encode_interaction("the cat", "the mat")
     assert ids[0] == 4 and ids[1] == 1 and ids[-1] == 3
     assert tokenizer.decode(ids) == "the cat the mat"
+
+
+def test_a_tokenizer_with_other_special_ids_than_the_alphas_is_refused(tmp_path):
+    import json
+
+    data = json.loads((FIXTURES / "alpha" / "tokenizer.json").read_text())
+    for token in data["added_tokens"]:  # swap [Q] and [A]
+        token["content"] = {"[Q]": "[A]", "[A]": "[Q]"}.get(token["content"], token["content"])
+    vocab = data["model"]["vocab"]
+    vocab["[Q]"], vocab["[A]"] = vocab["[A]"], vocab["[Q]"]
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data))
+    with pytest.raises(CheckpointError, match="query_token_id 6 .the model's 5."):
+        import_rxnn(FIXTURES / "alpha", tokenizer=import_tokenizer(tmp_path / "tokenizer.json"))

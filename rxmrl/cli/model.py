@@ -122,15 +122,16 @@ def run_import(args: argparse.Namespace) -> int:
     if args.stm_init_std is not None and args.stm_init_std < 0:
         raise ConfigError(f"--stm-init-std: must not be negative, got {args.stm_init_std}")
     choices = ImportChoices(args.stm_init_std, args.causal_memory_cross_attention, args.name or out.name)
-    model = import_rxnn(args.decoder, args.encoder, args.memory_attention, choices, seed=args.seed)
     tokenizer_source = args.tokenizer
     if tokenizer_source is None:
         folder = Path(args.decoder) if Path(args.decoder).is_dir() else None
         if folder is None and is_hub_id(args.decoder):
-            folder = resolve_pretrained_dir(args.decoder)  # already downloaded by the import
+            folder = resolve_pretrained_dir(args.decoder)  # the import reads it from the cache
         if folder is not None and (folder / "tokenizer.json").is_file():
             tokenizer_source = folder / "tokenizer.json"
     tokenizer = import_tokenizer(tokenizer_source) if tokenizer_source is not None else None
+    model = import_rxnn(args.decoder, args.encoder, args.memory_attention, choices, seed=args.seed,
+                        tokenizer=tokenizer)
     if tokenizer is not None and tokenizer.vocab_size > model.config.vocab_size:
         raise ConfigError(f"--tokenizer: {tokenizer_source} has {tokenizer.vocab_size} tokens, the model only "
                           f"{model.config.vocab_size} embeddings")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from rxmrl.data.tokenizer import Tokenizer
 from rxmrl.errors import CheckpointError
 from rxmrl.model.pretrained import check_state_matches
 from rxmrl.model.rxnn.checkpoint import RxnnCheckpoint, read_checkpoint, split_alpha
@@ -38,13 +39,17 @@ def import_rxnn(
     memory_attention: str | Path | None = None,
     choices: ImportChoices | None = None,
     seed: int = 0,
+    tokenizer: Tokenizer | None = None,
 ) -> RxT:
+    """`tokenizer`, when given, must place [BOS] [EOS] [Q] [A] where an RxTAlpha's tokenizer_config says."""
     choices = choices or ImportChoices()
     first = expect(read_checkpoint(decoder), "decoder", "--decoder")
     if first.kind == "alpha":
         if encoder is not None or memory_attention is not None:
             raise CheckpointError(f"--decoder {first.source} is an RxTAlpha, which holds encoder and memory "
                                   "attention too: drop --encoder / --memory-attention")
+        if tokenizer is not None:
+            check_special_ids(tokenizer, first)
         parts = split_alpha(first)
         decoder_ckpt, encoder_ckpt, memory_ckpt = parts["decoder"], parts["encoder"], parts["memory_attention"]
         if choices.stm_init_std is None:
@@ -67,6 +72,16 @@ def import_rxnn(
     check_state_matches(model.state_dict(), state, Path(str(decoder)))
     model.load_state_dict(state, strict=True)
     return model
+
+
+def check_special_ids(tokenizer: Tokenizer, alpha: RxnnCheckpoint) -> None:
+    expected = alpha.config.get("tokenizer_config") or {}
+    found = {"bos_token_id": tokenizer.bos_id, "eos_token_id": tokenizer.eos_id,
+             "query_token_id": tokenizer.q_id, "answer_token_id": tokenizer.a_id}
+    wrong = [f"{key} {found[key]} (the model's {expected[key]})" for key in found
+             if key in expected and expected[key] != found[key]]
+    if wrong:
+        raise CheckpointError(f"--tokenizer: not the tokenizer {alpha.source} was trained with: " + ", ".join(wrong))
 
 
 def check_shared_embedding(decoder: RxnnCheckpoint, encoder: RxnnCheckpoint) -> None:
