@@ -9,6 +9,7 @@ Without a memory-attention checkpoint the memory attention is rxmrl's default de
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -53,7 +54,7 @@ def import_rxnn(
         parts = split_alpha(first)
         decoder_ckpt, encoder_ckpt, memory_ckpt = parts["decoder"], parts["encoder"], parts["memory_attention"]
         if choices.stm_init_std is None:
-            choices = ImportChoices(1.0, choices.causal_memory_cross_attention, choices.name)
+            choices = replace(choices, stm_init_std=1.0)  # RxTAlpha's inference mode draws N(0, 1)
     else:
         if encoder is None:
             raise CheckpointError(f"--decoder {first.source} is a decoder alone: pass its --encoder too")
