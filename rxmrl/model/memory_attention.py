@@ -31,7 +31,7 @@ from rxmrl.model.attention import Rope, build_slot_attention
 from rxmrl.model.config import RxTConfig
 from rxmrl.model.gates import build_gate
 from rxmrl.model.masks import padding_mask, positions_from_mask
-from rxmrl.model.memory_attention_rxnn import RxnnInterlayerMemoryLayer
+from rxmrl.model.memory_attention_rxnn import RxnnMemoryLayer
 from rxmrl.model.norm import build_norm
 from rxmrl.model.rope import RotaryEmbedding
 
@@ -88,7 +88,7 @@ class MemoryAttention(nn.Module):
     def __init__(self, config: RxTConfig) -> None:
         super().__init__()
         if config.memory_attention.variant in RXNN_VARIANTS:
-            self.layers = nn.ModuleList(RxnnInterlayerMemoryLayer(config) for _ in range(config.stm.layers))
+            self.layers = nn.ModuleList(RxnnMemoryLayer(config) for _ in range(config.stm.layers))
             # RxNN normalises the layer mean once, for all layers (its self variant reads no mean)
             self.mean_norm = build_norm(config) if config.memory_attention.variant != "rxnn-self" else None
         else:

@@ -28,8 +28,8 @@ from rxmrl.model.gates import build_gate
 from rxmrl.model.norm import build_norm
 
 
-class RxnnInterlayerMemoryLayer(nn.Module):
-    """Writes one STM layer the way RxNN's (self-)interlayer memory attention does."""
+class RxnnMemoryLayer(nn.Module):
+    """Writes one STM layer the way RxNN's self, interlayer and self-interlayer memory attentions do."""
 
     def __init__(self, config: RxTConfig) -> None:
         super().__init__()
