@@ -271,3 +271,14 @@ def test_a_tokenizer_with_other_special_ids_than_the_alphas_is_refused(tmp_path)
     (tmp_path / "tokenizer.json").write_text(json.dumps(data))
     with pytest.raises(CheckpointError, match="query_token_id 6 .the model's 5."):
         import_rxnn(FIXTURES / "alpha", tokenizer=import_tokenizer(tmp_path / "tokenizer.json"))
+
+
+def test_an_older_pytorch_model_bin_reads_like_safetensors(tmp_path):
+    folder = tmp_path / "decoder"
+    shutil.copytree(FIXTURES / "decoder", folder)
+    weights = load_file(str(folder / "model.safetensors"))
+    (folder / "model.safetensors").unlink()
+    torch.save(weights, folder / "pytorch_model.bin")
+    differences = max_differences(import_rxnn(folder, FIXTURES / "encoder", FIXTURES / "memory-attention"),
+                                  "components")
+    assert all(d <= TOLERANCE for d in differences.values()), differences

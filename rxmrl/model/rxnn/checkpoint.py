@@ -1,5 +1,6 @@
 """Read one RxNN checkpoint: a folder (or Hub repo id) holding `config.json` (the constructor's arguments, as
-`PyTorchModelHubMixin` writes them) and `model.safetensors`, and tell which RxNN class wrote it.
+`PyTorchModelHubMixin` writes them) and `model.safetensors` (or an older `pytorch_model.bin`), and tell which
+RxNN class wrote it.
 
 The class is not recorded in the folder, so it is recognised by its tensor names:
 
@@ -23,6 +24,7 @@ from rxmrl.model.pretrained import resolve_pretrained_dir
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+LEGACY_WEIGHTS_FILE = "pytorch_model.bin"  # what older huggingface_hub mixins wrote
 ALPHA_PARTS = ("decoder", "encoder", "memory_attention")
 
 
@@ -40,15 +42,20 @@ def read_checkpoint(name_or_path: str | Path) -> RxnnCheckpoint:
 
     directory = resolve_pretrained_dir(name_or_path)
     config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
-    if not weights_path.is_file():
-        raise CheckpointError(f"{name_or_path}: no {WEIGHTS_FILE}; is this an RxNN model folder?")
+    legacy_path = directory / LEGACY_WEIGHTS_FILE
+    if not weights_path.is_file() and not legacy_path.is_file():
+        raise CheckpointError(f"{name_or_path}: no {WEIGHTS_FILE} (or {LEGACY_WEIGHTS_FILE}); is this an RxNN "
+                              "model folder?")
     config = {}
     if config_path.is_file():
         try:
             config = json.loads(config_path.read_text())
         except json.JSONDecodeError as e:
             raise CheckpointError(f"{config_path}: invalid JSON: {e}") from None
-    weights = load_file(str(weights_path))
+    if weights_path.is_file():
+        weights = load_file(str(weights_path))
+    else:  # tensors only: weights_only refuses pickled code
+        weights = torch.load(legacy_path, map_location="cpu", weights_only=True)
     return RxnnCheckpoint(checkpoint_kind(weights, str(name_or_path)), config, weights, str(name_or_path))
 
 
