@@ -76,6 +76,15 @@ def test_self_memory_attention_writes_as_rxnn():
     assert (new_stm - expected["stm_after"]).abs().max().item() <= TOLERANCE
 
 
+def test_a_head_norm_becomes_a_final_layer_norm():
+    model = import_rxnn(FIXTURES / "head-norm-decoder", FIXTURES / "head-norm-encoder").eval()
+    assert (model.config.final_norm, model.config.final_norm_kind) == (True, "layer")
+    expected = load_file(str(FIXTURES / "expected-head-norm.safetensors"))
+    with torch.no_grad():
+        logits = model.decode(expected["query_ids"], model.memory_kv(expected["stm"])).logits
+    assert (logits - expected["logits_before"]).abs().max().item() <= TOLERANCE
+
+
 def test_stacked_experts_of_early_checkpoints_are_unstacked():
     config = import_rxnn(*CASES["early"]).config
     assert (config.decoder.ffn.experts, config.decoder.ffn.top_k, config.decoder.ffn.hidden) == (3, 2, 16)

@@ -8,7 +8,7 @@ from rxmrl.model import RxT, available_presets, load_preset
 from rxmrl.model.config import RxTConfig
 from rxmrl.model.slot_gates import SlotGate
 
-SWITCHES_OFF = {"final_norm": True, "lm_head_bias": False, "memory_read_norm": True,
+SWITCHES_OFF = {"final_norm": True, "final_norm_kind": "rms", "lm_head_bias": False, "memory_read_norm": True,
                 "causal_memory_cross_attention": False, "norm_eps_from_dtype": False}
 
 
@@ -37,6 +37,20 @@ def test_final_norm_and_lm_head_bias_change_the_weights():
     assert "decoder.norm.weight" not in names and "decoder.lm_head.bias" in names
     names = set(tiny().state_dict())
     assert "decoder.norm.weight" in names and "decoder.lm_head.bias" not in names
+
+
+def test_a_layer_final_norm_has_a_bias_and_steps_like_the_full_forward():
+    model = tiny('final_norm_kind="layer"')
+    assert "decoder.norm.bias" in model.state_dict()
+    stm = model.initial_stm(1)
+    tokens = torch.randint(7, 64, (1, 4))
+    mkv = model.memory_kv(stm)
+    with torch.no_grad():
+        full = model.decode(tokens, mkv).logits
+        cache = model.new_cache(1, 4)
+        steps = [model.decode(tokens[:, :1], mkv, cache=cache).logits]
+        steps += [model.decode(tokens[:, t : t + 1], mkv, cache=cache).logits for t in range(1, 4)]
+    torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=1e-5)
 
 
 def test_without_final_norm_the_head_reads_the_raw_stream():

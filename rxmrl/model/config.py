@@ -161,6 +161,7 @@ class RxTConfig:
     use_flash_attention: bool = True  # used only when flash-attn is installed and tensors are CUDA fp16/bf16
     # Switches for checkpoints trained elsewhere (RxNN, docs/IMPORT.md); rxmrl's own presets keep the defaults.
     final_norm: bool = True  # false: the LM head reads the last decoder layer's output unnormalised
+    final_norm_kind: Literal["rms", "layer"] = "rms"  # "layer": a LayerNorm with bias (eps 1e-5), RxNN's head norm
     lm_head_bias: bool = False  # true: the LM head adds a bias
     memory_read_norm: bool = True  # false: memory cross-attention reads the memory without RMS-normalising it
     causal_memory_cross_attention: bool = False  # true: token at position p reads memory slots 0..p only

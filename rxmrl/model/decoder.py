@@ -24,7 +24,7 @@ from rxmrl.model.config import RxTConfig
 from rxmrl.model.kv_cache import KVCache
 from rxmrl.model.layers import DecoderLayer
 from rxmrl.model.masks import causal_padding_mask, padding_mask, positions_from_mask
-from rxmrl.model.norm import NoNorm, RMSNorm, build_norm
+from rxmrl.model.norm import LayerNormWithStep, NoNorm, RMSNorm, build_norm
 from rxmrl.model.rope import RotaryEmbedding
 
 
@@ -49,7 +49,9 @@ class Decoder(nn.Module):
     def __init__(self, config: RxTConfig) -> None:
         super().__init__()
         self.layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.decoder.layers))
-        self.norm: RMSNorm | NoNorm = build_norm(config) if config.final_norm else NoNorm()
+        self.norm: RMSNorm | LayerNormWithStep | NoNorm = NoNorm()
+        if config.final_norm:
+            self.norm = build_norm(config) if config.final_norm_kind == "rms" else LayerNormWithStep(config.dim)
         self.lm_head = nn.Linear(config.dim, config.vocab_size, bias=config.lm_head_bias)  # untied from the embedding
         # Checkpoints trained with a causal cross-attention mask (RxNN before 0.2.60) need it at inference too.
         self.causal_memory = config.causal_memory_cross_attention

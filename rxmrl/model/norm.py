@@ -53,6 +53,13 @@ class NoNorm(nn.Module):
         return x
 
 
+class LayerNormWithStep(nn.LayerNorm):
+    """torch's LayerNorm (weight and bias, eps 1e-5), with the `step` the one-token decoding path calls."""
+
+    def step(self, x: torch.Tensor) -> torch.Tensor:
+        return self(x)
+
+
 def build_norm(config: RxTConfig) -> RMSNorm:
     """An RMSNorm of the model's width with the model's epsilon rule."""
     return RMSNorm(config.dim, None if config.norm_eps_from_dtype else config.norm_eps)

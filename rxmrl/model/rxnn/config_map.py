@@ -6,7 +6,7 @@ which uses `att_groups`), expert counts, which norms and biases exist. The confi
 tensor shows: the nominal head count (`att_heads`, hence the head dim), `seq_len`, `moe_top_k`, the FFN
 activation and the gate activation; missing keys take RxNN's defaults, as its constructors do.
 
-RxNN's fixed choices become switches: no final decoder norm, an LM-head bias, RMSNorm eps = the dtype's
+RxNN's fixed choices become switches: no final decoder norm (or a LayerNorm one), an LM-head bias, RMSNorm eps = the dtype's
 machine epsilon, the memory attention's input taken from raw encoder layers (`token_skip` off).
 """
 
@@ -84,8 +84,6 @@ def check_component(checkpoint: RxnnCheckpoint) -> None:
         raise CheckpointError(f"{source}: LayerNorm layers (use_rms_norm = false); rxmrl uses RMSNorm")
     if any(name.endswith(".fc1.weight") for name in w):  # a gated unit's is fc1.linear.weight
         raise CheckpointError(f"{source}: a non-gated feed-forward (use_gated = false); rxmrl's is SwiGLU")
-    if "model.head_norm.weight" in w:
-        raise CheckpointError(f"{source}: a LayerNorm before the LM head (use_head_norm = true) is not supported")
 
 
 def ffn_of(checkpoint: RxnnCheckpoint, layer: str) -> FeedForwardConfig:
@@ -133,7 +131,9 @@ def decoder_config(checkpoint: RxnnCheckpoint) -> tuple[DecoderConfig, dict]:
         cross_attention=heads_of(checkpoint, "model.layers.0.memory_cross_attention", dim // heads),
         ffn=ffn_of(checkpoint, "model.layers.0"),
     )
-    switches = {"lm_head_bias": "model.head.bias" in w, "memory_read_norm": "model.layers.0.stm_norm.weight" in w}
+    switches = {"lm_head_bias": "model.head.bias" in w, "memory_read_norm": "model.layers.0.stm_norm.weight" in w,
+                # use_head_norm: a LayerNorm before the head; otherwise the head reads the raw stream
+                "final_norm": "model.head_norm.weight" in w, "final_norm_kind": "layer"}
     return config, switches
 
 
@@ -276,7 +276,6 @@ def build_config(
         name=choices.name,
         attention_out_bias=True,
         ffn_bias=True,
-        final_norm=False,
         norm_eps_from_dtype=True,
         causal_memory_cross_attention=choices.causal_memory_cross_attention,
         **switches,

@@ -151,6 +151,9 @@ def stack_layers(mapper: Mapper, target: str, head_dim: int, layers: int, *, has
         else:
             mapper.swiglu(f"{source}.ff", f"{into}.ffn")
     if has_head:
+        if mapper.has("model.head_norm.weight"):
+            mapper.copy("model.head_norm.weight", "decoder.norm.weight")
+            mapper.copy("model.head_norm.bias", "decoder.norm.bias")
         mapper.copy("model.head.weight", "decoder.lm_head.weight")
         if mapper.has("model.head.bias"):
             mapper.copy("model.head.bias", "decoder.lm_head.bias")
