@@ -1,4 +1,4 @@
-"""`rxmrl model ...`: inspect presets, create random-weight checkpoints, generate text or ids."""
+"""`rxmrl model ...`: inspect presets, create random-weight checkpoints, import RxNN checkpoints, generate."""
 
 from __future__ import annotations
 
@@ -31,6 +31,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="replace an existing model folder (refused if it holds files other than a model's)")
     init.add_argument("--set", dest="set_items", action="append", default=[], metavar="KEY=VALUE")
     init.set_defaults(handler=run_init)
+
+    imports = commands.add_parser("import", help="convert RxNN / RxT-Alpha checkpoints into an rxmrl model folder",
+                                  description="Read RxNN checkpoints (folders or Hub ids) and write an rxmrl model "
+                                              "folder that computes the same function; see docs/IMPORT.md.")
+    imports.add_argument("--decoder", required=True, metavar="DIR_OR_ID",
+                         help="an RxTDecoder, or a single-folder RxTAlpha (then nothing else is needed)")
+    imports.add_argument("--encoder", metavar="DIR_OR_ID", help="the RxTEncoder trained with the decoder")
+    imports.add_argument("--memory-attention", metavar="DIR_OR_ID",
+                         help="an RxNN memory attention (default: rxmrl's, freshly initialised)")
+    imports.add_argument("--tokenizer", metavar="FILE_OR_ID",
+                         help="tokenizer.json, a folder or Hub id holding one (default: the decoder's, if any)")
+    imports.add_argument("--out", type=Path, required=True, help="model folder to write (must be new or empty)")
+    imports.add_argument("--overwrite", action="store_true", help="replace --out if it holds only files this command writes")
+    imports.add_argument("--stm-init-std", type=float, default=None,
+                         help="std of the initial STM (default: 1.0 for an RxTAlpha, 0.02 for components)")
+    imports.add_argument("--causal-memory-cross-attention", action="store_true",
+                         help="for checkpoints trained before RxNN 0.2.60 (causal memory cross-attention)")
+    imports.add_argument("--name", default=None, help="model name in config.json (default: the --out folder's)")
+    imports.add_argument("--seed", type=int, default=0, help="seeds a fresh memory attention")
+    imports.set_defaults(handler=run_import)
 
     generate = commands.add_parser("generate", help="answer a prompt (or a bare [BOS]) and report tokens/s")
     generate.add_argument("model", metavar="PRESET_OR_CHECKPOINT",
@@ -92,6 +112,39 @@ def run_init(args: argparse.Namespace) -> int:
     model = RxT(load_preset(args.preset, set_items=args.set_items))
     folder = model.save_pretrained(args.out, overwrite=args.overwrite)
     print(f"wrote {folder} ({model.parameter_counts()['total']:,} parameters, seed {args.seed})")
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from rxmrl.atomic import check_output_dir
+    from rxmrl.model.pretrained import is_hub_id, resolve_pretrained_dir
+    from rxmrl.model.rxnn import ImportChoices, import_rxnn
+    from rxmrl.model.rxnn.tokenizer import import_tokenizer
+
+    out: Path = args.out
+    check_output_dir(out, overwrite=args.overwrite)
+    if args.stm_init_std is not None and args.stm_init_std < 0:
+        raise ConfigError(f"--stm-init-std: must not be negative, got {args.stm_init_std}")
+    choices = ImportChoices(args.stm_init_std, args.causal_memory_cross_attention, args.name or out.name)
+    tokenizer_source = args.tokenizer
+    if tokenizer_source is None:
+        folder = Path(args.decoder) if Path(args.decoder).is_dir() else None
+        if folder is None and is_hub_id(args.decoder):
+            folder = resolve_pretrained_dir(args.decoder)  # the import reads it from the cache
+        if folder is not None and (folder / "tokenizer.json").is_file():
+            tokenizer_source = folder / "tokenizer.json"
+    tokenizer = import_tokenizer(tokenizer_source) if tokenizer_source is not None else None
+    model = import_rxnn(args.decoder, args.encoder, args.memory_attention, choices, seed=args.seed,
+                        tokenizer=tokenizer)
+    if tokenizer is not None and tokenizer.vocab_size > model.config.vocab_size:
+        raise ConfigError(f"--tokenizer: {tokenizer_source} has {tokenizer.vocab_size} tokens, the model only "
+                          f"{model.config.vocab_size} embeddings")
+    write_extra = (lambda tmp: tokenizer.save(tmp / "tokenizer.json")) if tokenizer is not None else None
+    model.save_pretrained(out, write_extra, overwrite=args.overwrite)
+    spec = model.config.memory_attention
+    memory = "fresh (random)" if args.memory_attention is None and args.encoder is not None else spec.variant
+    print(f"wrote {out} ({model.parameter_counts()['total']:,} parameters; memory attention {memory}, "
+          f"gate {spec.gate}; tokenizer {'yes' if tokenizer is not None else 'none'})")
     return 0
 
 

@@ -1,6 +1,7 @@
 """A byte-level BPE tokenizer (Hugging Face `tokenizers`) with the interaction format of RxT.
 
-Special tokens, with fixed ids in this order: `[PAD]=0 [UNK]=1 [BOS]=2 [EOS]=3 [MASK]=4 [Q]=5 [A]=6`.
+Special tokens, looked up by name: `[PAD] [UNK] [BOS] [EOS] [MASK] [Q] [A]` (ids 0-6 in this order when
+rxmrl trains the tokenizer; an imported one, e.g. RxNN's, may place them elsewhere).
   query       -> [BOS][Q] query [A]
   answer      -> answer [EOS]
   interaction -> [BOS][Q] query [A] answer [EOS]

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rxmrl.model.config import AttentionConfig
+from rxmrl.model.config import AttentionConfig, RxTConfig
 from rxmrl.model.gemv import linear
 from rxmrl.model.kv_cache import KVCache
 from rxmrl.model.rope import apply_rotary
@@ -220,3 +220,17 @@ class CrossAttention(nn.Module):
             q = q @ rotation
         out = single_query_attention(q, keys, values, mask)  # [B, Hq * hd]
         return linear(out.view(*x.shape[:-1], hq * hd), self.out.weight, self.out.bias)
+
+
+def build_slot_attention(config: RxTConfig, spec: AttentionConfig, *, rope_on_key: bool) -> CrossAttention:
+    """An attention of memory attention: STM slots are the queries (no positions); keys are rotated when
+    they are tokens of the encoded interaction."""
+    return CrossAttention(
+        config.dim,
+        config.memory_attention.heads,
+        spec,
+        out_bias=config.attention_out_bias,
+        use_flash=config.use_flash_attention,
+        rope_on_query=False,
+        rope_on_key=rope_on_key,
+    )

@@ -16,8 +16,9 @@ from typing import Literal
 from rxmrl.errors import ConfigError
 
 STM_INITS = ("zeros", "normal", "uniform", "learned")
-MEMORY_ATTENTION_VARIANTS = ("simple", "self", "interlayer", "self-interlayer")
-GATE_TYPES = ("linear", "elementwise", "static", "tanh", "none")
+MEMORY_ATTENTION_VARIANTS = ("simple", "self", "interlayer", "self-interlayer", "rxnn-self", "rxnn-interlayer",
+                             "rxnn-self-interlayer")
+GATE_TYPES = ("linear", "elementwise", "static", "tanh", "none", "slot-linear", "slot-elementwise", "slot-static")
 
 
 @dataclass
@@ -94,13 +95,32 @@ class MemoryAttentionConfig:
 
     heads: int
     attention: AttentionConfig
-    variant: Literal["simple", "self", "interlayer", "self-interlayer"] = "simple"
-    gate: Literal["linear", "elementwise", "static", "tanh", "none"] = "linear"
+    # "rxnn-*": RxNN's variants, whose query step is itself a gated write (see memory_attention_rxnn.py)
+    variant: Literal[
+        "simple", "self", "interlayer", "self-interlayer", "rxnn-self", "rxnn-interlayer", "rxnn-self-interlayer"
+    ] = "simple"
+    # "slot-*": RxNN's gates, one value per STM slot computed from the slot's mean (see slot_gates.py)
+    gate: Literal[
+        "linear", "elementwise", "static", "tanh", "none", "slot-linear", "slot-elementwise", "slot-static"
+    ] = "linear"
     gate_bias_init: float = 0.0  # initial gate pre-activation bias: sigmoid(0) = 0.5 writes half at first
+    gate_activation: Literal["sigmoid", "tanh"] = "sigmoid"  # slot gates only: tanh writes (1+G)U + (1-G)S
+    gate_per_slot: bool = True  # slot gates only: one gate per slot (false: one per STM layer)
+    gate_slot_status: Literal["mean", "linear"] = "mean"  # slot gates only: a slot's summary, mean or learned
+    # Head counts of the self/interlayer attentions when they differ from `attention` (RxNN sets them apart).
+    inter_attention: AttentionConfig | None = None
+    # "rxnn-*" only: false makes their first write the plain residual S + A (RxNN's use_gate_for_self_attention).
+    consult_gate: bool = True
     # Write from unit(encoder layer output) + unit(token embedding) instead of the layer output alone. An
     # encoder trained as a masked LM drowns each token's identity under context (measured: cosine 0.07-0.20
     # with the token's embedding), and then no memory learns to store names and values; see RxT.encode_interaction.
     token_skip: bool = True
+
+    def __post_init__(self) -> None:
+        if self.gate_slot_status == "linear" and self.gate in ("slot-elementwise", "slot-static") \
+                and not self.gate_per_slot:
+            raise ConfigError("gate_slot_status: a learned ('linear') slot status needs gate_per_slot = true "
+                              "(or gate = 'slot-linear')")
 
 
 @dataclass
@@ -139,6 +159,13 @@ class RxTConfig:
     attention_out_bias: bool = True  # the published RxT-Alpha counts imply biases here...
     ffn_bias: bool = True  # ...and on every feed-forward linear
     use_flash_attention: bool = True  # used only when flash-attn is installed and tensors are CUDA fp16/bf16
+    # Switches for checkpoints trained elsewhere (RxNN, docs/IMPORT.md); rxmrl's own presets keep the defaults.
+    final_norm: bool = True  # false: the LM head reads the last decoder layer's output unnormalised
+    final_norm_kind: Literal["rms", "layer"] = "rms"  # "layer": a LayerNorm with bias (eps 1e-5), RxNN's head norm
+    lm_head_bias: bool = False  # true: the LM head adds a bias
+    memory_read_norm: bool = True  # false: memory cross-attention reads the memory without RMS-normalising it
+    causal_memory_cross_attention: bool = False  # true: token at position p reads memory slots 0..p only
+    norm_eps_from_dtype: bool = False  # true: every RMSNorm uses the dtype's machine epsilon, not norm_eps
 
     def __post_init__(self) -> None:
         for key, value in (("vocab_size", self.vocab_size), ("dim", self.dim), ("max_seq_len", self.max_seq_len)):
@@ -149,7 +176,10 @@ class RxTConfig:
         if self.encoder.cross_attention is not None:
             encoder_attentions.append(self.encoder.cross_attention)
         self._check_heads("encoder", self.encoder.heads, encoder_attentions)
-        self._check_heads("memory_attention", self.memory_attention.heads, [self.memory_attention.attention])
+        memory_attentions = [self.memory_attention.attention]
+        if self.memory_attention.inter_attention is not None:
+            memory_attentions.append(self.memory_attention.inter_attention)
+        self._check_heads("memory_attention", self.memory_attention.heads, memory_attentions)
         if self.encoder.ffn.is_moe:
             raise ConfigError("encoder.ffn.experts: the memory encoder uses a dense feed-forward; set experts = 0")
         if self.encoder.layers != self.decoder.layers:

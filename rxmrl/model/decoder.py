@@ -24,7 +24,7 @@ from rxmrl.model.config import RxTConfig
 from rxmrl.model.kv_cache import KVCache
 from rxmrl.model.layers import DecoderLayer
 from rxmrl.model.masks import causal_padding_mask, padding_mask, positions_from_mask
-from rxmrl.model.norm import RMSNorm
+from rxmrl.model.norm import LayerNormWithStep, NoNorm, RMSNorm, build_norm
 from rxmrl.model.rope import RotaryEmbedding
 
 
@@ -49,8 +49,12 @@ class Decoder(nn.Module):
     def __init__(self, config: RxTConfig) -> None:
         super().__init__()
         self.layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.decoder.layers))
-        self.norm = RMSNorm(config.dim, config.norm_eps)
-        self.lm_head = nn.Linear(config.dim, config.vocab_size, bias=False)  # untied from the embedding
+        self.norm: RMSNorm | LayerNormWithStep | NoNorm = NoNorm()
+        if config.final_norm:
+            self.norm = build_norm(config) if config.final_norm_kind == "rms" else LayerNormWithStep(config.dim)
+        self.lm_head = nn.Linear(config.dim, config.vocab_size, bias=config.lm_head_bias)  # untied from the embedding
+        # Checkpoints trained with a causal cross-attention mask (RxNN before 0.2.60) need it at inference too.
+        self.causal_memory = config.causal_memory_cross_attention
         self.rope = RotaryEmbedding(config.dim // config.decoder.heads, config.max_seq_len, config.rope_base)
         self.num_moe_layers = sum(1 for layer in self.layers if layer.is_moe)
 
@@ -106,6 +110,7 @@ class Decoder(nn.Module):
                 self_mask = None
                 is_causal = length > 1
         rope = self.rope.lookup(positions, x.dtype)
+        memory_mask = causal_memory_mask(positions, memory) if self.causal_memory else memory.mask
         aux_total = x.new_zeros(())
         for index, layer in enumerate(self.layers):
             x, aux = layer(
@@ -114,7 +119,7 @@ class Decoder(nn.Module):
                 self_mask,
                 is_causal,
                 (memory.keys[index], memory.values[index]),
-                memory.mask,
+                memory_mask,
                 mask,
                 cache,
                 index,
@@ -150,6 +155,8 @@ class Decoder(nn.Module):
             # The new token's own slot is valid, so the causal-padding mask of one query is slot validity.
             end = slot + 1
             self_mask = cache.slot_valid[:, None, None, :end] if cache.has_padding else None  # [B, 1, 1, S]
+        if self.causal_memory:
+            memory = MemoryKV(memory.keys, memory.values, causal_memory_mask(positions[:, None], memory))
         if batch == 1:
             x, rotation = x[0], rotation[0]  # [D], [hd, hd]: a batch of one runs as vectors
         run = compiled_layer_steps() if compiled else layer_steps
@@ -160,6 +167,15 @@ class Decoder(nn.Module):
     @staticmethod
     def _arange(batch: int, length: int, device: torch.device) -> torch.Tensor:
         return torch.arange(length, device=device)[None, :].expand(batch, length)
+
+
+def causal_memory_mask(positions: torch.Tensor, memory: MemoryKV) -> torch.Tensor:
+    """positions [B, T] of the queries -> mask [B, 1, T, M]: the token at position p reads slots 0..p (and only
+    real ones). This is what `is_causal` did to a T x M cross-attention in the checkpoints that need it."""
+    slots = memory.keys[0].shape[2]
+    mask = torch.arange(slots, device=positions.device)[None, None, :] <= positions[:, :, None]  # [B, T, M]
+    mask = mask[:, None]
+    return mask if memory.mask is None else mask & memory.mask
 
 
 def layer_steps(

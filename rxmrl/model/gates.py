@@ -24,7 +24,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rxmrl.model.config import GATE_TYPES
+from rxmrl.model.config import GATE_TYPES, RxTConfig
+from rxmrl.model.slot_gates import SlotGate
 
 
 class ResidualGate(nn.Module):
@@ -76,3 +77,16 @@ class ResidualGate(nn.Module):
         if self.kind == "tanh":
             return (1 - gate) * previous + (1 + gate) * update
         return (1 - gate) * previous + gate * update
+
+
+def build_gate(config: RxTConfig, *, plain: bool = False) -> ResidualGate | SlotGate:
+    """A fresh memory-attention gate of the configured kind ("slot-*": RxNN's, in slot_gates.py); `plain`:
+    the parameter-free residual S + U instead."""
+    spec = config.memory_attention
+    if plain:
+        return ResidualGate("none", config.dim, config.stm.slots)
+    if spec.gate.startswith("slot-"):
+        return SlotGate(spec.gate, config.dim, config.stm.slots, activation=spec.gate_activation,
+                        per_slot=spec.gate_per_slot, slot_status=spec.gate_slot_status,
+                        bias_init=spec.gate_bias_init, init_std=config.init_std)
+    return ResidualGate(spec.gate, config.dim, config.stm.slots, spec.gate_bias_init, config.init_std)

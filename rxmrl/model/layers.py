@@ -4,7 +4,8 @@ Decoder layer:  x += SelfAttn(norm x)  ->  x += MemoryCrossAttn(norm x, STM_l)  
 Encoder layer:  x += SelfAttn(norm x)  -> [x += MemoryCrossAttn(norm x, STM_l)] ->  x += SwiGLU(norm x)
 
 The memory read by cross-attention (an STM layer, or during joint LM pre-training an encoder layer output)
-is RMS-normalised before its key/value projection, because the STM's scale drifts as gates write into it.
+is RMS-normalised before its key/value projection, because the STM's scale drifts as gates write into it
+(`memory_read_norm = false` drops that norm, for checkpoints trained without it).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from rxmrl.model.config import AttentionConfig, FeedForwardConfig, RxTConfig
 from rxmrl.model.feedforward import SwiGLU
 from rxmrl.model.kv_cache import KVCache
 from rxmrl.model.moe import MixtureOfExperts
-from rxmrl.model.norm import RMSNorm
+from rxmrl.model.norm import RMSNorm, build_norm
 
 
 def build_ffn(config: RxTConfig, ffn: FeedForwardConfig) -> nn.Module:
@@ -52,22 +53,22 @@ class MemoryCrossAttention(CrossAttention):
             rope_on_query=True,
             rope_on_key=False,
         )
-        self.memory_norm = RMSNorm(config.dim, config.norm_eps)
+        self.memory_norm: RMSNorm | None = build_norm(config) if config.memory_read_norm else None
 
     def project_memory(self, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """memory [B, M, D] -> keys, values [B, Hkv, M, hd]"""
-        return self.project_kv(self.memory_norm(memory))
+        return self.project_kv(memory if self.memory_norm is None else self.memory_norm(memory))
 
 
 class DecoderLayer(nn.Module):
     def __init__(self, config: RxTConfig) -> None:
         super().__init__()
         spec = config.decoder
-        self.self_norm = RMSNorm(config.dim, config.norm_eps)
+        self.self_norm = build_norm(config)
         self.self_attention = build_self_attention(config, spec.heads, spec.self_attention)
-        self.cross_norm = RMSNorm(config.dim, config.norm_eps)
+        self.cross_norm = build_norm(config)
         self.cross_attention = MemoryCrossAttention(config, spec.heads, spec.cross_attention)
-        self.ffn_norm = RMSNorm(config.dim, config.norm_eps)
+        self.ffn_norm = build_norm(config)
         self.ffn = build_ffn(config, spec.ffn)
         self.is_moe = spec.ffn.is_moe
 
@@ -119,14 +120,14 @@ class EncoderLayer(nn.Module):
     def __init__(self, config: RxTConfig) -> None:
         super().__init__()
         spec = config.encoder
-        self.self_norm = RMSNorm(config.dim, config.norm_eps)
+        self.self_norm = build_norm(config)
         self.self_attention = build_self_attention(config, spec.heads, spec.self_attention)
         self.cross_norm: RMSNorm | None = None
         self.cross_attention: MemoryCrossAttention | None = None
         if spec.cross_attention is not None:
-            self.cross_norm = RMSNorm(config.dim, config.norm_eps)
+            self.cross_norm = build_norm(config)
             self.cross_attention = MemoryCrossAttention(config, spec.heads, spec.cross_attention)
-        self.ffn_norm = RMSNorm(config.dim, config.norm_eps)
+        self.ffn_norm = build_norm(config)
         self.ffn = build_ffn(config, spec.ffn)  # dense: the config refuses an MoE encoder
 
     def forward(

@@ -17,6 +17,9 @@ Variants differ in how the slots prepare their queries before reading:
 The self/interlayer attentions only shape the queries; the memory changes solely through the gate, so a
 gate that is closed (G = 0) leaves STM_{t-1} exactly as it was. The layer-mean is taken over all L layers
 of STM_{t-1}, the layer itself included. None of these attentions use positions among slots.
+
+"rxnn-self", "rxnn-interlayer" and "rxnn-self-interlayer" are RxNN's variants, which write twice per layer;
+they live in `memory_attention_rxnn.py`. The "slot-*" gates (RxNN's, one value per slot) are in `slot_gates.py`.
 """
 
 from __future__ import annotations
@@ -24,12 +27,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rxmrl.model.attention import CrossAttention, Rope
+from rxmrl.model.attention import Rope, build_slot_attention
 from rxmrl.model.config import RxTConfig
-from rxmrl.model.gates import ResidualGate
+from rxmrl.model.gates import build_gate
 from rxmrl.model.masks import padding_mask, positions_from_mask
-from rxmrl.model.norm import RMSNorm
+from rxmrl.model.memory_attention_rxnn import RxnnMemoryLayer
+from rxmrl.model.norm import build_norm
 from rxmrl.model.rope import RotaryEmbedding
+
+RXNN_VARIANTS = ("rxnn-self", "rxnn-interlayer", "rxnn-self-interlayer")
 
 
 class MemoryAttentionLayer(nn.Module):
@@ -38,32 +44,20 @@ class MemoryAttentionLayer(nn.Module):
     def __init__(self, config: RxTConfig) -> None:
         super().__init__()
         spec = config.memory_attention
-        dim, eps = config.dim, config.norm_eps
-
-        def attention(rope_on_key: bool) -> CrossAttention:
-            return CrossAttention(
-                dim,
-                spec.heads,
-                spec.attention,
-                out_bias=config.attention_out_bias,
-                use_flash=config.use_flash_attention,
-                rope_on_query=False,
-                rope_on_key=rope_on_key,
-            )
-
+        inter_spec = spec.inter_attention or spec.attention
         self.self_norm = self.self_attention = None
         self.inter_norm = self.mean_norm = self.inter_attention = None
         if spec.variant in ("self", "self-interlayer"):
-            self.self_norm = RMSNorm(dim, eps)
-            self.self_attention = attention(rope_on_key=False)
+            self.self_norm = build_norm(config)
+            self.self_attention = build_slot_attention(config, inter_spec, rope_on_key=False)
         if spec.variant in ("interlayer", "self-interlayer"):
-            self.inter_norm = RMSNorm(dim, eps)
-            self.mean_norm = RMSNorm(dim, eps)
-            self.inter_attention = attention(rope_on_key=False)
-        self.query_norm = RMSNorm(dim, eps)
-        self.source_norm = RMSNorm(dim, eps)
-        self.attention = attention(rope_on_key=True)
-        self.gate = ResidualGate(spec.gate, dim, config.stm.slots, spec.gate_bias_init, config.init_std)
+            self.inter_norm = build_norm(config)
+            self.mean_norm = build_norm(config)
+            self.inter_attention = build_slot_attention(config, inter_spec, rope_on_key=False)
+        self.query_norm = build_norm(config)
+        self.source_norm = build_norm(config)
+        self.attention = build_slot_attention(config, spec.attention, rope_on_key=True)
+        self.gate = build_gate(config)
 
     def queries(self, stm: torch.Tensor, stm_mean: torch.Tensor) -> torch.Tensor:
         """stm, stm_mean [B, S, D] -> the slots' queries [B, S, D] (before the query norm)."""
@@ -93,7 +87,13 @@ class MemoryAttentionLayer(nn.Module):
 class MemoryAttention(nn.Module):
     def __init__(self, config: RxTConfig) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(MemoryAttentionLayer(config) for _ in range(config.stm.layers))
+        if config.memory_attention.variant in RXNN_VARIANTS:
+            self.layers = nn.ModuleList(RxnnMemoryLayer(config) for _ in range(config.stm.layers))
+            # RxNN normalises the layer mean once, for all layers (its self variant reads no mean)
+            self.mean_norm = build_norm(config) if config.memory_attention.variant != "rxnn-self" else None
+        else:
+            self.layers = nn.ModuleList(MemoryAttentionLayer(config) for _ in range(config.stm.layers))
+            self.mean_norm = None
         head_dim = config.dim // config.memory_attention.heads
         self.rope = RotaryEmbedding(head_dim, config.max_seq_len, config.rope_base)
 
@@ -114,6 +114,8 @@ class MemoryAttention(nn.Module):
             attention_mask = None if bool(mask.all()) else padding_mask(mask)
         rope = self.rope.lookup(positions, encoded.dtype)
         stm_mean = stm.mean(dim=1)  # [B, S, D] the interlayer summary, from the memory before this write
+        if self.mean_norm is not None:
+            stm_mean = self.mean_norm(stm_mean)
         new_layers = [
             layer(stm[:, index], stm_mean, encoded[:, index], attention_mask, rope)
             for index, layer in enumerate(self.layers)

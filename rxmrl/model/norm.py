@@ -1,11 +1,17 @@
 """RMSNorm (Zhang & Sennrich 2019): y = x / sqrt(mean(x^2) + eps) * weight, no mean subtraction, no bias;
-unit_rms is the same without the weight."""
+unit_rms is the same without the weight.
+
+eps None is torch's default, the machine epsilon of the input's dtype (what RxNN's `nn.RMSNorm(dim)` uses);
+`build_norm` picks it when the config says `norm_eps_from_dtype`.
+"""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from rxmrl.model.config import RxTConfig
 
 
 def unit_rms(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -14,12 +20,14 @@ def unit_rms(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
 
 
 class RMSNorm(nn.Module):
-    def __init__(self, dim: int, eps: float = 1e-6) -> None:
+    def __init__(self, dim: int, eps: float | None = 1e-6) -> None:
         super().__init__()
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(dim))
         # eps as a tensor for `step`: a Python number operand costs a scalar-to-tensor wrap on every call.
-        self.register_buffer("eps_tensor", torch.tensor(eps), persistent=False)
+        # `step` only runs float32, so None becomes float32's machine epsilon there.
+        step_eps = torch.finfo(torch.float32).eps if eps is None else eps
+        self.register_buffer("eps_tensor", torch.tensor(step_eps), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[..., D] -> [..., D]"""
@@ -33,3 +41,25 @@ class RMSNorm(nn.Module):
             return self(x)
         inverse_rms = torch.add(self.eps_tensor, torch.dot(x, x), alpha=1 / x.shape[0]).rsqrt_()  # []
         return x.mul(inverse_rms).mul_(self.weight)
+
+
+class NoNorm(nn.Module):
+    """Stands in for a norm a checkpoint does not have (RxNN's decoder has no final norm); no parameters."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def step(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+class LayerNormWithStep(nn.LayerNorm):
+    """torch's LayerNorm (weight and bias, eps 1e-5), with the `step` the one-token decoding path calls."""
+
+    def step(self, x: torch.Tensor) -> torch.Tensor:
+        return self(x)
+
+
+def build_norm(config: RxTConfig) -> RMSNorm:
+    """An RMSNorm of the model's width with the model's epsilon rule."""
+    return RMSNorm(config.dim, None if config.norm_eps_from_dtype else config.norm_eps)

@@ -63,7 +63,8 @@ def resolve_pretrained_dir(name_or_path: str | Path, revision: str | None = None
     try:
         local = huggingface_hub.snapshot_download(repo_id=str(name_or_path), revision=revision)
     except Exception as e:  # network, auth, missing repo: all mean "cannot get it", reported on one line
-        raise CheckpointError(f"{name_or_path}: could not download from the Hugging Face Hub: {e}") from None
+        reason = " ".join(str(e).split())  # the Hub's messages span lines; the CLI prints one
+        raise CheckpointError(f"{name_or_path}: could not download from the Hugging Face Hub: {reason}") from None
     return Path(local)
 
 

@@ -33,6 +33,7 @@ from rxmrl.model.norm import unit_rms
 from rxmrl.model.params import parameter_counts
 from rxmrl.model.pretrained import load_pretrained, push_to_hub, save_pretrained
 from rxmrl.model.scoring import AnswerScores, answer_logprobs
+from rxmrl.model.slot_gates import SlotGate
 from rxmrl.model.stm import StmInitializer
 
 
@@ -66,7 +67,7 @@ class RxT(nn.Module):
                     if bias is not None:
                         nn.init.zeros_(bias)
         for module in self.modules():
-            if isinstance(module, ResidualGate):
+            if isinstance(module, (ResidualGate, SlotGate)):
                 module.reset_parameters()
 
     @property
