@@ -111,6 +111,24 @@ def test_existing_results_are_not_measured_again(tmp_path):
     assert (out / "summary.md").read_text() == summary_table(RESULTS)
 
 
+def test_long_range_results_join_the_summary_and_are_not_measured_again(tmp_path):
+    config = curriculum_from_dict(minimal(long_range_steps=16), source="t.toml")
+    out = tmp_path / "benchmark"
+    out.mkdir()
+    (out / "retention.json").write_text(json.dumps(RESULTS))
+    long_range = {"rxt": {**RESULTS["rxt"], "mean": 0.5}}
+    (out / "retention-long_range-16.json").write_text(json.dumps(long_range))
+    run_final_benchmark(config, tmp_path, reward=None, progress=False)
+    summary = (out / "summary.md").read_text()
+    assert summary.startswith(summary_table(RESULTS))
+    assert "Long-range episodes (16 follow-ups" in summary and summary.endswith(summary_table(long_range))
+
+
+def test_long_range_steps_need_two_follow_ups():
+    with pytest.raises(ConfigError, match="long_range_steps"):
+        curriculum_from_dict(minimal(long_range_steps=1), source="t.toml")
+
+
 
 @pytest.mark.parametrize(("absent", "stateless", "extra"), [("trl", True, "baseline"), ("matplotlib", False, "plot")])
 def test_a_missing_benchmark_package_fails_before_training(monkeypatch, absent, stateless, extra):

@@ -41,7 +41,7 @@ def miniature_demo():
     raw["stage"] = [{"steps": [1, 2], "epochs": 1, "episodes_per_epoch": 2, "batch_size": 8,
                      "generation": {"max_new_tokens": 6}}]
     raw["eval"] = {"batch_size": 8, "samples": 0}
-    raw["benchmark"] = {"episodes": 4, "steps": 3, "batch_size": 4, "samples": 1,
+    raw["benchmark"] = {"episodes": 4, "steps": 3, "batch_size": 4, "samples": 1, "long_range_steps": 2,
                         "baseline": {"steps": 2, "batch_size": 2, "warmup_steps": 0, "logging_steps": 1}}
     return curriculum_from_dict(raw, source="miniature-demo")
 
@@ -62,7 +62,12 @@ def test_the_miniature_demo_writes_the_benchmark_and_resumes_without_redoing_wor
     assert (settings["episodes"], settings["steps"], settings["split"]) == (4, 3, "test")
     assert settings["timings"]["baseline_training_s"] > 0
     assert (bench / "retention.png").stat().st_size > 0
-    assert (bench / "summary.md").read_text().count("\n") == 2 + len(SYSTEMS)
+    long_range = json.loads((bench / "retention-long_range-2.json").read_text())
+    assert set(long_range) == {n for n in SYSTEMS if n != "stateless"} | {"settings"}
+    assert all(len(long_range[n]["per_step"]) == 2 for n in long_range if n != "settings")
+    assert (long_range["settings"]["strategy"], long_range["settings"]["steps"]) == ("long_range", 2)
+    # the main table, a blank line, the long-range heading and a blank line, the long-range table
+    assert (bench / "summary.md").read_text().count("\n") == (2 + len(SYSTEMS)) + 3 + (2 + len(SYSTEMS) - 1)
     # the warm-start-only model is the model before MRL: MRL changed at least one of its weights
     before = load_file(run / "warmstart-final" / "model.safetensors")
     after = load_file(run / "final" / "model.safetensors")
@@ -73,7 +78,7 @@ def test_the_miniature_demo_writes_the_benchmark_and_resumes_without_redoing_wor
     # killed after MRL, before the benchmark's results were written: a resume only measures again
     mrl_rows = len(read_metrics(run))
     baseline_stamp = (bench / "baseline" / "rxmrl_baseline.json").stat().st_mtime_ns
-    for name in ("retention.json", "retention.png", "summary.md"):
+    for name in ("retention.json", "retention-long_range-2.json", "retention.png", "summary.md"):
         (bench / name).unlink()
     run_curriculum(load_resolved(run), run, resume=True, progress=False)
     again = json.loads((bench / "retention.json").read_text())

@@ -53,6 +53,9 @@ class BenchmarkConfig:
             How the stateless baseline is trained (`[benchmark.baseline]`).
         samples (`int`, *optional*, defaults to `2`):
             Answered episodes per system kept in the JSON for reading.
+        long_range_steps (`int`, *optional*, defaults to `0`):
+            When set, the RxT systems also answer held-out long-range episodes of this many follow-ups (recall
+            the first interaction after the others), in `retention-long_range-N.json`; 0 = not.
     """
 
     episodes: int = 64
@@ -70,18 +73,21 @@ class BenchmarkConfig:
     stateless: bool = True
     baseline: BaselineTraining = field(default_factory=BaselineTraining)
     samples: int = 2
+    long_range_steps: int = 0
 
     def __post_init__(self) -> None:
         for name in ("episodes", "steps", "batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be at least 1, got {getattr(self, name)}")
-        for name in ("max_query_len", "max_answer_len", "max_new_tokens", "samples"):
+        for name in ("max_query_len", "max_answer_len", "max_new_tokens", "samples", "long_range_steps"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}: must be 0 or more, got {getattr(self, name)}")
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"strategy: must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
         if self.strategy == "single" and self.steps != 1:
             raise ConfigError(f"steps: strategy 'single' has exactly 1 follow-up, got {self.steps}")
+        if self.long_range_steps == 1:
+            raise ConfigError("long_range_steps: a long-range episode has 2 or more follow-ups, got 1")
         if not self.temperature > 0:
             raise ConfigError(f"temperature: must be positive, got {self.temperature}")
         try:

@@ -3,6 +3,8 @@
     RUN_DIR/warmstart-final/        the model as the warm-start stages left it (saved when they end)
     RUN_DIR/benchmark/baseline/     the stateless baseline, trained (TRL SFT) on the run's training episodes
     RUN_DIR/benchmark/retention.json, retention.png, summary.md
+    RUN_DIR/benchmark/retention-long_range-N.json   with `long_range_steps = N`: the RxT systems on
+                                    long-range episodes too (recall the first interaction after N − 1 others)
 
 Systems: `rxt` (the final model) and `rxt_memory_reset` (its memory ablation), `warmstart_only` (and
 `warmstart_only_memory_reset`), `stateless`. All answer the same held-out episodes with the same seeds.
@@ -107,36 +109,38 @@ def run_final_benchmark(config: CurriculumConfig, run_dir: str | Path, reward: A
         from rxmrl.bench.plots import plot_retention
 
         plot_retention(systems, out / PLOT_FILE)
+    summary = summary_table(results)
+    if bench.long_range_steps:
+        path = out / f"retention-long_range-{bench.long_range_steps}.json"
+        if path.is_file():
+            long_range = json.loads(path.read_text(encoding="utf-8"))
+        else:
+            long_range = _measure_long_range(config, run_dir, reward)
+            atomic_write_text(path, json.dumps(long_range, indent=2) + "\n")
+        summary += (f"\nLong-range episodes ({bench.long_range_steps} follow-ups; fact recall is the last one's):"
+                    f"\n\n{summary_table(long_range)}")
     if not (out / SUMMARY_FILE).is_file():
-        atomic_write_text(out / SUMMARY_FILE, summary_table(results))
+        atomic_write_text(out / SUMMARY_FILE, summary)
     if progress:
-        print(summary_table(results), file=sys.stderr)
+        print(summary, file=sys.stderr)
     return results
 
 
 def _measure(config: CurriculumConfig, run_dir: Path, reward: Any, progress: bool) -> dict[str, Any]:
     """Train the baseline if asked (or reuse it), then run every system on the held-out episodes."""
-    from rxmrl.bench.retention import Sampling, run_retention, rxt_systems
+    from rxmrl.bench.retention import Sampling, run_retention
     from rxmrl.data.tokenizer import Tokenizer
-    from rxmrl.model import RxT
     from rxmrl.train.setup import resolve_device
 
     bench = config.benchmark
     device = resolve_device(config.device)
     tokenizer = Tokenizer.from_file(run_dir / "tokenizer.json")
-    model = RxT.from_pretrained(run_dir / FINAL, device=device).eval()
-    systems = rxt_systems(model, tokenizer, "rxt")
-    if bench.warmstart_only:
-        folder = run_dir / WARMSTART_FINAL
-        if not folder.is_dir():
-            raise CheckpointError(f"{folder}: the warm-start-only model is missing (it is saved when warm-start "
-                                  f"ends); set benchmark.warmstart_only = false to benchmark without it")
-        warm = RxT.from_pretrained(folder, device=device).eval()
-        systems.update(rxt_systems(warm, tokenizer, "warmstart_only"))
+    systems = _rxt_systems(config, run_dir, tokenizer)
     timings: dict[str, float] = {}
     baseline = None
     if bench.stateless:
-        baseline, timings["baseline_training_s"] = _baseline(config, run_dir, model.config, tokenizer, progress)
+        baseline, timings["baseline_training_s"] = _baseline(config, run_dir, systems["rxt"].model.config, tokenizer,
+                                                          progress)
         from rxmrl.bench.baseline_system import StatelessSystem
 
         systems["stateless"] = StatelessSystem.from_folder(baseline, device=str(device))
@@ -159,6 +163,42 @@ def _measure(config: CurriculumConfig, run_dir: Path, reward: Any, progress: boo
                 "seed": config.seed, "sampling": "greedy" if bench.greedy else {"temperature": bench.temperature},
                 "timings": timings}
     return {**results, "settings": settings}
+
+
+def _rxt_systems(config: CurriculumConfig, run_dir: Path, tokenizer: Any) -> dict[str, Any]:
+    """The final model and (if asked) the warm-start-only one, each with its memory-reset ablation."""
+    from rxmrl.bench.retention import rxt_systems
+    from rxmrl.model import RxT
+    from rxmrl.train.setup import resolve_device
+
+    device = resolve_device(config.device)
+    systems = rxt_systems(RxT.from_pretrained(run_dir / FINAL, device=device).eval(), tokenizer, "rxt")
+    if config.benchmark.warmstart_only:
+        folder = run_dir / WARMSTART_FINAL
+        if not folder.is_dir():
+            raise CheckpointError(f"{folder}: the warm-start-only model is missing (it is saved when warm-start "
+                                  f"ends); set benchmark.warmstart_only = false to benchmark without it")
+        warm = RxT.from_pretrained(folder, device=device).eval()
+        systems.update(rxt_systems(warm, tokenizer, "warmstart_only"))
+    return systems
+
+
+def _measure_long_range(config: CurriculumConfig, run_dir: Path, reward: Any) -> dict[str, Any]:
+    """The RxT systems (not the stateless baseline) on held-out long-range episodes of `long_range_steps`."""
+    from rxmrl.bench.retention import Sampling, run_retention, select_benchmark_episodes
+    from rxmrl.data.tokenizer import Tokenizer
+
+    bench, data = config.benchmark, config.expanded_stages()[-1].data
+    source = data.eval_source or data.source
+    subset = None if source == "synthetic" else data.subset_for(bench.long_range_steps)
+    episodes = select_benchmark_episodes(source, subset, bench.split, bench.long_range_steps, "long_range",
+                                         bench.episodes, config.seed)
+    systems = _rxt_systems(config, run_dir, Tokenizer.from_file(run_dir / "tokenizer.json"))
+    results = run_retention(systems, episodes, bench.reward or reward, batch_size=bench.batch_size, seed=config.seed,
+                            sampling=Sampling(greedy=bench.greedy, temperature=bench.temperature),
+                            keep_samples=bench.samples, **benchmark_limits(config))
+    return {**results, "settings": {"strategy": "long_range", "steps": bench.long_range_steps,
+                                    "episodes": len(episodes), "split": bench.split, "seed": config.seed}}
 
 
 def _baseline(config: CurriculumConfig, run_dir: Path, rxt_config: Any, tokenizer: Any,
