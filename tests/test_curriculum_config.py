@@ -32,8 +32,8 @@ def test_presets_parse_and_validate():
     assert [s.follow_ups for s in smoke.expanded_stages()] == [1, 2]
     full = load_curriculum("curricula/tinystories-mrl.toml")
     stages = full.expanded_stages()
-    assert [s.follow_ups for s in stages] == [1, 2, 4, 8, 16]
-    assert stages[-1].episode_strategy == "mixed" and stages[0].episode_strategy == "single"
+    assert [s.follow_ups for s in stages] == [2, 4, 8, 16]
+    assert stages[-1].episode_strategy == "long_range" and stages[0].episode_strategy == "cumulative"
     assert all(s.plateau is not None for s in stages)
 
 

@@ -69,8 +69,10 @@ def test_the_cpu_demo_curriculum_is_the_whole_pipeline_on_the_small_preset():
     assert config.model.name == "rxt-cpu-small"
     stages = [t["stage"] for t in config.warmstart]
     assert stages[:4] == ["joint-lm", "sft", "memory-attention", "smat"] and set(stages[4:]) <= {"smat"}
-    assert max(s.follow_ups for s in config.expanded_stages()) >= 8
+    last = config.expanded_stages()[-1]
+    assert (last.follow_ups, last.episode_strategy) == (16, "long_range")  # the seed cards' end point
     assert config.benchmark is not None and config.benchmark.steps == 8 and config.benchmark.split == "test"
+    assert config.benchmark.long_range_steps == 16
     assert config.benchmark.warmstart_only and config.benchmark.stateless
     check_lengths(config, load_preset(config.model.name).max_seq_len)
 
