@@ -58,6 +58,19 @@ def test_gain_report_pairs_each_seed_with_its_control_and_the_one_warm_start():
     assert report["systems"]["cumulative-8"]["mrl (mean over seeds)"]["memory"]["mean"]["mean"] == 6.5
     table = summary_table(report)
     assert "| mrl-warmstart | +1.500 [" in table and "| warmstart, memory reset |" in table
+    assert "warnings" not in report  # the control is above the warm start
+
+
+def test_a_control_below_the_warm_start_is_flagged():
+    def system(mean):
+        entry = {"memory": _summary(mean, mean / 10, [mean]), "memory_reset": _summary(1.0, 0.0, [1.0])}
+        return {"cumulative-8": entry, "long_range-16": entry}
+
+    results = {"warmstart": system(5.0), "mrl-0": system(5.0), "mrl-1": system(5.1),
+               "control-0": system(1.0), "control-1": system(1.2)}
+    report = gain_report(results, [0, 1], control=True)
+    assert len(report["warnings"]) == 2 and "--control-lr" in report["warnings"][0]
+    assert summary_table(report).endswith(f"Warning: {report['warnings'][1]}")
 
 
 def test_system_metrics_take_the_last_rewarded_step():
@@ -76,8 +89,8 @@ def test_the_control_continues_the_last_smat_table_at_its_final_rate_on_each_sta
     bench = MrlGain("curricula/cpu-demo.toml", tmp_path / "ws", tmp_path / "out", overrides=[], seeds=1,
                     episodes=4, batch_size=4, control=True, control_lr=0.0, progress=False)
     tables = bench.control_tables(seed=0, seconds=[10.0, 20.0, 30.0, 40.0])
-    assert [(t.data.steps, t.data.strategy) for t in tables] == [(1, "single"), (2, "cumulative"),
-                                                                  (4, "cumulative"), (8, "cumulative")]
+    assert [(t.data.steps, t.data.strategy) for t in tables] == [(2, "cumulative"), (4, "cumulative"),
+                                                                  (8, "cumulative"), (16, "long_range")]
     assert [t.max_seconds for t in tables] == [10.0, 20.0, 30.0, 40.0]
     assert all(t.lr == pytest.approx(1e-3 * 0.5) and t.min_lr_ratio == 1.0 and t.warmup_ratio == 0.0 for t in tables)
     assert all(t.fact_weight == 3 and t.unfreeze_memory_attention_at == 0.0 and t.unfreeze_encoder_at == 1.0

@@ -282,6 +282,11 @@ def gain_report(results: dict[str, dict[str, Any]], seeds: list[int], control: b
             gains[f"{a}-{b}"] = {metric: mean_ci([x[metric] - y[metric] for x, y in zip(figures[a], figures[b])])
                                  for metric in METRICS if figures[a][0][metric] is not None}
         report["gains"][set_name] = gains
+        worse = gains.get("control-warmstart", {}).get("mean")
+        if worse is not None and worse["ci95"] is not None and worse["ci95"][1] < 0:
+            report.setdefault("warnings", []).append(
+                f"{set_name}: the control scored below the warm start ({worse['mean']:+.3f}); a control damaged by "
+                f"its learning rate overstates MRL's gain over it, so try a smaller --control-lr")
         report["systems"][set_name]["mrl (mean over seeds)"] = _seed_means(figures["mrl"])
         if control:
             report["systems"][set_name]["control (mean over seeds)"] = _seed_means(figures["control"])
@@ -311,6 +316,7 @@ def summary_table(report: dict[str, Any]) -> str:
         for name, by_metric in gains.items():
             lines.append(f"| {name} | " + " | ".join(_cell(by_metric.get(m), signed=True) for m in METRICS) + " |")
         lines.append("")
+    lines += [f"Warning: {w}" for w in report.get("warnings", [])]
     return "\n".join(lines)
 
 
