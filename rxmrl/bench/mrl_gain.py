@@ -337,7 +337,6 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    from rxmrl.atomic import atomic_write_text
+
+    atomic_write_text(path, text)
