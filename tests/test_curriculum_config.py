@@ -59,6 +59,8 @@ def test_schedule_expansion_data_defaults_and_single_step_strategy(tmp_path):
     assert [s.max_epochs for s in stages] == [1, 1, 1, 3]
     assert not stages[0].generation.compile
     assert load_curriculum(path, ["stage.1.generation.compile=true"]).stage[1].generation.compile is True
+    assert all(s.reward_intermediate for s in stages)
+    assert load_curriculum(path, ["stage.0.reward_intermediate=false"]).expanded_stages()[1].reward_intermediate is False
 
 
 @pytest.mark.parametrize(
@@ -82,6 +84,7 @@ def test_schedule_expansion_data_defaults_and_single_step_strategy(tmp_path):
         ("[impo]\nadvantage = \"group\"\ngroup_size = 4\n[[stage]]\nsteps = 2\nbatch_size = 6\n", "stage[0].batch_size"),
         ("device = \"tpu\"\n" + MINIMAL, "device"),
         ("[[stage]]\nsteps = 2\ngeneration = { compile = \"yes\" }\n", "stage[0].generation.compile"),
+        ("[[stage]]\nsteps = 2\nreward_intermediate = 0\n", "stage[0].reward_intermediate"),
         ("[[warmstart]]\nstage = \"smat\"\nsteps = 0\n" + MINIMAL, "warmstart[0].steps"),
         ("[[warmstart]]\nstage = \"smat\"\nsteps = 5\nlearning_rate = 1.0\n" + MINIMAL, "warmstart[0].learning_rate"),
         ("[reward.composite]\nname = \"x\"\n[reward.composite.weights.standard]\nbleux = 1.0\n" + MINIMAL,

@@ -34,12 +34,13 @@ def setup():
     return episodes, tokenizer, policy
 
 
-def collect(setup, *, teacher_forcing=False, start_stm=None, reset=None, seed=0, episodes=None, keep=1, **settings):
+def collect(setup, *, teacher_forcing=False, start_stm=None, reset=None, seed=0, episodes=None, keep=1,
+            reward_intermediate=True, **settings):
     all_episodes, tokenizer, policy = setup
     episodes = episodes or all_episodes
     env_reward, filtered = tolerant_reward(word_overlap, "word_overlap")
     env = make_env(episodes, tokenizer, env_reward, steps=3, seed=seed, max_query_len=40, max_answer_len=13,
-                   max_interaction_len=160)
+                   max_interaction_len=160, reward_intermediate=reward_intermediate)
     settings = RolloutSettings(max_new_tokens=12, teacher_forcing=teacher_forcing, max_interaction_len=160, **settings)
     return collect_rollout(policy, env, filtered, settings, pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id,
                            start_stm=start_stm, reset=reset,
@@ -104,6 +105,17 @@ def test_random_resets_touch_only_their_samples(setup):
     assert torch.equal(start[~reset], carried[~reset])
     assert not torch.isclose(start[reset], carried[reset]).any()
     assert rollout.reset.tolist() == reset.tolist()
+
+
+@pytest.mark.parametrize("reward_intermediate", [True, False])
+def test_long_range_intermediate_rewards_can_be_switched_off(setup, reward_intermediate):
+    episodes = synthesize_episodes(4, steps=3, strategy="long_range", split="train", seed=3)
+    rollout = collect(setup, episodes=episodes, reward_intermediate=reward_intermediate)
+    assert rollout.rewarded[:, -1].all()  # the recall is always rewarded
+    assert bool(rollout.rewarded[:, :-1].all()) == reward_intermediate
+    assert bool(rollout.rewarded[:, :-1].any()) == reward_intermediate
+    if not reward_intermediate:
+        assert (rollout.rewards[:, :-1] == 0).all()
 
 
 def test_teacher_forcing_writes_the_reference_answer(setup):

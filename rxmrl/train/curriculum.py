@@ -339,7 +339,8 @@ class _Runner:
         env = make_env(episodes, self.tokenizer, self.env_reward, steps=stage.follow_ups,
                        seed=distributed.rank_seed(self.config.seed, "env", run.index, epoch, state["iteration"]),
                        max_query_len=data.max_query_len, max_answer_len=self._answer_len(stage),
-                       max_interaction_len=self._interaction_len(stage))
+                       max_interaction_len=self._interaction_len(stage),
+                       reward_intermediate=stage.reward_intermediate)
         settings = RolloutSettings(max_new_tokens=stage.generation.max_new_tokens,
                                    temperature=stage.generation.temperature, top_k=stage.generation.top_k,
                                    top_p=stage.generation.top_p, compile=stage.generation.compile,

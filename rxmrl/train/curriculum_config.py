@@ -309,6 +309,10 @@ class StageConfig:
             First epoch (within the stage) that carries memory across episodes.
         teacher_forcing (`bool`, *optional*, defaults to `False`):
             Write the reference answer (not the generated one) to memory after each step.
+        reward_intermediate (`bool`, *optional*, defaults to `True`):
+            Reward the unrelated follow-ups of long-range episodes (scored in `negative` mode: do not repeat the
+            first interaction). False: only the last follow-up, the recall, is rewarded in training; held-out
+            evaluation scores every follow-up either way.
         generation (`GenerationConfig`, *optional*):
             Sampling settings for collection.
     """
@@ -331,6 +335,7 @@ class StageConfig:
     reset_prob: float = 0.1
     reset_from_epoch: int = 0
     teacher_forcing: bool = False
+    reward_intermediate: bool = True
     generation: GenerationConfig = field(default_factory=GenerationConfig)
 
     def __post_init__(self) -> None:

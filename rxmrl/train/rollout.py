@@ -109,13 +109,15 @@ def branch_choice(group_ids: torch.Tensor, generator: torch.Generator | None) ->
 
 
 def make_env(episodes: list[Episode], tokenizer: Any, reward: Any, *, steps: int, seed: int,
-             max_query_len: int, max_answer_len: int, max_interaction_len: int) -> Any:
-    """A vectorised environment holding exactly these episodes (one per row, in an order drawn from `seed`)."""
+             max_query_len: int, max_answer_len: int, max_interaction_len: int, reward_intermediate: bool = True) -> Any:
+    """A vectorised environment holding exactly these episodes (one per row, in an order drawn from `seed`);
+    `reward_intermediate=False` leaves the unrelated follow-ups of long-range episodes unrewarded."""
     from rxmrl.env.vector_env import VectorMemoryEnv
 
     return VectorMemoryEnv(
         episodes=episodes, num_envs=len(episodes), tokenizer=tokenizer, reward=reward, steps=steps, strategy="mixed",
         max_query_len=max_query_len, max_answer_len=max_answer_len, seed=seed, max_interaction_len=max_interaction_len,
+        reward_intermediate=reward_intermediate,
     )
 
 
