@@ -23,9 +23,12 @@ Rules (deterministic, no model, no download):
 - binding: an adjective-like value (colour, shape, size, number) describes the next noun within three words
   ("a big red ball" -> ball: big, ball: red) or, after a copula, the last noun before it ("the kite was red"
   -> kite: red);
-- negation: "not", "no", "never" or an "n't" word up to three words before a value negates it.
+- negation: "not", "no", "never", "nothing" or an "n't" word earlier in the same sentence negates the values
+  after it ("the bird was not sitting on a round stone", "it is not true that the ball was red"), and a
+  negated copula negates the values before it ("a yellow star was not on the boat"); a "No" opening the
+  sentence does not.
 Limits: single words only ("light blue" is blue; "New York" is two names), no coreference ("it was red"
-binds to nothing), no synonyms beyond the size pairs, English only, and a value outside the vocabularies that
+binds to nothing), a negation reaches past "because" or "and" to the sentence's end, no synonyms beyond the size pairs, English only, and a value outside the vocabularies that
 is not a capitalised name is invisible. A model-based judge can replace the rules: any callable with
 `extract_claims`'s signature (see `CompositeReward(claim_extractor=...)` and the spec's [claims] table).
 """
@@ -114,7 +117,10 @@ def extract_claims(text: str, known_names: frozenset[str] = frozenset()) -> list
     toks = _tokens(text)
     plain = [w for w, _, _ in toks]
     claims = []
+    sentence_start = 0
     for i, (word, starts, capital) in enumerate(toks):
+        if starts:
+            sentence_start = i  # negation and binding stay within a sentence
         if word in VOCABULARY:
             kind, value = VOCABULARY[word]
         elif word.isdigit():
@@ -124,23 +130,34 @@ def extract_claims(text: str, known_names: frozenset[str] = frozenset()) -> list
             kind, value = "name", word
         else:
             continue
-        before = plain[max(0, i - 3): i]
-        negated = any(w in _NEGATIONS or w.endswith("n't") for w in before)
+        # "No, ..." opening a sentence answers the question; it does not negate what follows
+        before = plain[sentence_start + (plain[sentence_start] == "no"): i]
+        negated = any(w in _NEGATIONS or w.endswith("n't") for w in before) or _denied_after(plain, toks, i)
         subject = None
         if kind in ADJECTIVE_KINDS:
-            subject = _bound_subject(plain, i)
+            subject = _bound_subject(plain, i, sentence_start)
         claims.append(Claim(kind, value, subject, negated))
     return claims
 
 
-def _bound_subject(plain: list[str], i: int) -> str | None:
+def _denied_after(plain: list[str], toks: list[tuple[str, bool, bool]], i: int) -> bool:
+    """True when the next copula after `i` in its sentence is negated: "a yellow star was not on the boat"."""
+    for k in range(i + 1, len(plain) - 1):
+        if toks[k][1]:
+            return False
+        if plain[k] in _COPULAS:
+            return plain[k + 1] in _NEGATIONS
+    return False
+
+
+def _bound_subject(plain: list[str], i: int, lo: int) -> str | None:
     """The noun the adjective-like word at `i` describes: the next noun within 3 words, or after a copula
-    ("the kite was (not) red") the last noun before it."""
+    ("the kite was (not) red") the last noun before it, not looking back past `lo` (the sentence start)."""
     j = i - 1
-    while j >= 0 and plain[j] in ("not", "very", "so", "all"):
+    while j >= lo and plain[j] in ("not", "very", "so", "all"):
         j -= 1
-    if j >= 0 and plain[j] in _COPULAS:
-        for k in range(j - 1, max(-1, j - 4), -1):
+    if j >= lo and plain[j] in _COPULAS:
+        for k in range(j - 1, max(lo - 1, j - 4), -1):
             if _is_noun(plain[k]):
                 return plain[k]
         return None
