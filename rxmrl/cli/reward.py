@@ -9,6 +9,9 @@ Each line of the cases file is one JSON object:
      "facts": {slot: value} (optional), "mode": "standard" | "negative" | "long_range" (optional),
      "step": int (optional), "id" or "name": str | int (optional, echoed in the results)}
 Cases carry text only, so BLEU uses the word-level fallback (see `rxmrl.reward.composite`).
+
+`audit` scores hostile variants of each reference answer (`rxmrl.reward.audit`) and exits 1 when one ranks
+where it should not, so it can gate a reward change in CI.
 """
 
 from __future__ import annotations
