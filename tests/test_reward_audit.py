@@ -1,6 +1,7 @@
 """The reward audit on the built-in TinyStories-style episodes (no facts), and `rxmrl reward audit|score`."""
 
 import json
+import sys
 
 import pytest
 
@@ -97,3 +98,15 @@ def test_score_echoes_id_and_name(tmp_path, capsys):
     cases.write_text(json.dumps({**base, "generated": "x", "id": [1]}) + "\n")
     assert main(["reward", "score", "--spec", "fact-recall", "--cases", str(cases)]) != 0
     assert "'id' must be a string or an integer" in capsys.readouterr().err
+
+
+def test_audit_png_and_the_message_without_matplotlib(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "with-png"
+    assert main(["reward", "audit", "--spec", "fact-recall", "--out", str(out), "--limit", "2"]) == 0
+    assert (out / "audit.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
+    out = tmp_path / "no-png"
+    assert main(["reward", "audit", "--spec", "fact-recall", "--out", str(out), "--limit", "2"]) == 0
+    assert "audit.png skipped: plots need matplotlib" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["audit.json", "summary.md"]

@@ -26,6 +26,7 @@ def test_extraction_kinds_bindings_names_and_negation():
         Claim("colour", "blue", "kite", negated=True),
         Claim("name", "zed"),  # capitalised, not at a sentence start
     ]
+    assert extract_claims("It was red. Kites fly.")[0] == Claim("colour", "red")  # no binding across sentences
     assert extract_claims("Then Snow slept.") == [Claim("name", "snow")]
     assert extract_claims("Snow slept.") == []  # a sentence start is a name only when known
     assert extract_claims("Snow slept.", frozenset({"snow"})) == [Claim("name", "snow")]

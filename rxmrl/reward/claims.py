@@ -135,7 +135,7 @@ def extract_claims(text: str, known_names: frozenset[str] = frozenset()) -> list
         negated = any(w in _NEGATIONS or w.endswith("n't") for w in before) or _denied_after(plain, toks, i)
         subject = None
         if kind in ADJECTIVE_KINDS:
-            subject = _bound_subject(plain, i, sentence_start)
+            subject = _bound_subject(plain, i, sentence_start, [t[1] for t in toks])
         claims.append(Claim(kind, value, subject, negated))
     return claims
 
@@ -150,7 +150,7 @@ def _denied_after(plain: list[str], toks: list[tuple[str, bool, bool]], i: int) 
     return False
 
 
-def _bound_subject(plain: list[str], i: int, lo: int) -> str | None:
+def _bound_subject(plain: list[str], i: int, lo: int, starts: list[bool]) -> str | None:
     """The noun the adjective-like word at `i` describes: the next noun within 3 words, or after a copula
     ("the kite was (not) red") the last noun before it, not looking back past `lo` (the sentence start)."""
     j = i - 1
@@ -162,7 +162,7 @@ def _bound_subject(plain: list[str], i: int, lo: int) -> str | None:
                 return plain[k]
         return None
     for k in range(i + 1, min(len(plain), i + 4)):
-        if plain[k] in _COPULAS or plain[k] in ("and", "or", "but"):
+        if starts[k] or plain[k] in _COPULAS or plain[k] in ("and", "or", "but"):
             return None
         if _is_noun(plain[k]):
             return plain[k]
