@@ -1,13 +1,17 @@
 """`rxmrl reward ...`: score answers with a reward spec, and list the rewards available.
 
     rxmrl reward score --spec mrl-composite --cases cases.jsonl --json
+    rxmrl reward audit --spec mrl-composite --data builtin --out runs/audit
     rxmrl reward list
 
 Each line of the cases file is one JSON object:
     {"query": str, "generated": str, "reference": str, "remember": [{"query": str, "answer": str}, ...],
      "facts": {slot: value} (optional), "mode": "standard" | "negative" | "long_range" (optional),
-     "step": int (optional)}
+     "step": int (optional), "id" or "name": str | int (optional, echoed in the results)}
 Cases carry text only, so BLEU uses the word-level fallback (see `rxmrl.reward.composite`).
+
+`audit` scores hostile variants of each reference answer (`rxmrl.reward.audit`) and exits 1 when one ranks
+where it should not, so it can gate a reward change in CI.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-CASE_KEYS = {"query", "generated", "reference", "remember", "facts", "mode", "step"}
+CASE_KEYS = {"query", "generated", "reference", "remember", "facts", "mode", "step", "id", "name"}
+LABEL_KEYS = ("id", "name")  # optional case labels, echoed in the results
 REQUIRED_KEYS = ("query", "generated", "reference", "remember")
 
 
@@ -34,6 +39,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     score.add_argument("--json", action="store_true", help="print a JSON array of {total, components}")
     score.add_argument("--batch-size", type=int, default=64, help="cases scored per call (default: 64)")
     score.set_defaults(handler=_score)
+
+    audit = sub.add_parser(
+        "audit", help="score hostile variants of reference answers; check each ranks below the reference",
+        description="Builds a paraphrase and hostile variants (value swap, negation, parroting, keyword spam, "
+                    "repetition, truncation, unrelated, empty) of each reference answer, scores them and checks "
+                    "that every hostile variant scores below the reference and a value swap >= 2 points below "
+                    "the paraphrase. Writes summary.md, audit.json and audit.png (needs matplotlib) to --out.")
+    audit.add_argument("--spec", default="mrl-composite", help="reward spec, as for 'score' (default: mrl-composite)")
+    audit.add_argument("--data", default="builtin",
+                       help="'builtin' (default: shipped TinyStories-style episodes without facts) or any source "
+                            "rxmrl.data.load_episodes reads")
+    audit.add_argument("--subset", default=None, help="subset of the source")
+    audit.add_argument("--split", default="train", help="split (default train)")
+    audit.add_argument("--limit", type=int, default=None, help="audit only the first N episodes")
+    audit.add_argument("--out", required=True, type=Path, help="output folder (must be new or empty)")
+    audit.add_argument("--overwrite", action="store_true", help="replace an earlier audit in --out")
+    audit.add_argument("--no-claims", action="store_true",
+                       help="composite specs: switch off claim extraction (the scores before rxmrl.reward.claims)")
+    audit.add_argument("--no-plot", action="store_true", help="skip audit.png")
+    audit.set_defaults(handler=_audit)
 
     listing = sub.add_parser("list", help="list reward names: built-ins, presets, plug-ins, entry points")
     listing.set_defaults(handler=_list)
@@ -52,7 +77,10 @@ def _score(args: argparse.Namespace) -> int:
         batch = cases_to_batch(cases[start: start + args.batch_size])
         out = reward(batch)
         for i in range(len(batch)):
+            case = cases[start + i]
+            labels = {key: case[key] for key in LABEL_KEYS if key in case}
             results.append({
+                **labels,
                 "total": float(out.total[i]),
                 "components": {name: float(values[i]) for name, values in out.components.items()},
             })
@@ -66,8 +94,48 @@ def _score(args: argparse.Namespace) -> int:
     else:
         for number, result in enumerate(results, start=1):
             parts = "  ".join(f"{k}={v:.3f}" for k, v in result["components"].items())
-            print(f"case {number}: total {result['total']:.3f}  {parts}")
+            label = "".join(f" {key}={result[key]}" for key in LABEL_KEYS if key in result)
+            print(f"case {number}{label}: total {result['total']:.3f}  {parts}")
     return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from rxmrl.atomic import atomic_dir, check_output_dir
+    from rxmrl.errors import ConfigError
+    from rxmrl.reward import CompositeReward, get_reward
+    from rxmrl.reward.audit import audit_cases, markdown_table, run_audit, write_report
+
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError("--limit must be >= 1")
+    check_output_dir(args.out, overwrite=args.overwrite)  # before loading a model
+    if args.data == "builtin":
+        from rxmrl.reward.audit_set import AUDIT_EPISODES
+
+        episodes = list(AUDIT_EPISODES)
+    else:
+        from rxmrl.data.loader import load_episodes
+
+        episodes = load_episodes(args.data, args.subset, args.split)
+    episodes = episodes[: args.limit] if args.limit else episodes
+    reward = get_reward(args.spec)
+    if args.no_claims:
+        if not isinstance(reward.fn, CompositeReward):
+            raise ConfigError(f"--no-claims: reward '{reward.name}' is not a composite spec")
+        reward.fn.claim_extractor = None
+    result = run_audit(reward, audit_cases(episodes))
+    plot = not args.no_plot
+    if plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            print("rxmrl: note: audit.png skipped: plots need matplotlib (pip install 'rxmrl[plot]')", file=sys.stderr)
+            plot = False
+    name = reward.name + (" (no claims)" if args.no_claims else "")
+    with atomic_dir(args.out, overwrite=args.overwrite) as tmp:
+        write_report(result, name, tmp, plot=plot)
+    print(markdown_table(result["summary"], name))
+    print(f"wrote {args.out}: summary.md, audit.json" + (", audit.png" if plot else ""))
+    return 0 if result["summary"]["passed"] else 1
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -123,6 +191,9 @@ def read_cases(path: Path) -> list[dict[str, Any]]:
                 raise DataError(f"{where}: 'facts' must be an object of slot -> value strings, or null")
             if case.get("mode", "standard") not in MODES:
                 raise DataError(f"{where}: 'mode' must be one of {', '.join(MODES)}, got {case['mode']!r}")
+            for key in LABEL_KEYS:
+                if key in case and (isinstance(case[key], bool) or not isinstance(case[key], (str, int))):
+                    raise DataError(f"{where}: '{key}' must be a string or an integer")
             step = case.get("step")
             if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
                 raise DataError(f"{where}: 'step' must be an integer")

@@ -7,10 +7,13 @@ Components (each [B], in [0, 1]; see `rxmrl.reward.spec.COMPONENTS`):
   reference_similarity  embedding cosine to the reference answer (clamped at 0).
   memory_similarity     embedding cosine to the mean direction of the remembered interactions
                         (each embedded as "query\\nanswer").
-  fact_recall           fact F1 when the episode has facts the reference states, else the F1 of the
-                        relevance-weighted recall of the remembered content words and its precision
-                        (`rxmrl.reward.fact_recall`).
-  contradiction         share of the scored fact slots for which the answer states another value.
+  fact_recall           fact F1 when the episode has facts the reference states. An episode without facts
+                        scores the F1 of the relevance-weighted recall of the remembered content words and
+                        its precision (`rxmrl.reward.fact_recall`), averaged with the F1 of the values the
+                        answer claims against those the reference claims (`rxmrl.reward.claims`) when the
+                        reference states any ([claims] extract = false: content words only).
+  contradiction         share of the scored fact slots for which the answer states another value; without
+                        facts, the share of the reference's claimed values the answer contradicts.
   memory_overlap        share of the answer's content words copied from the remembered interactions only.
   length, repetition    penalties (`rxmrl.reward.penalties`).
 Plug-in components (`[[plugins]]`) add their own totals under their names.
@@ -36,6 +39,7 @@ from pathlib import Path
 import torch
 
 from rxmrl.reward.base import MODES, RewardBatch, RewardOutput
+from rxmrl.reward.claims import ClaimExtractor, extract_claims, score_claims
 from rxmrl.reward.fact_recall import memory_overlap, score_content, score_facts
 from rxmrl.reward.penalties import length_penalty, repetition_rate
 from rxmrl.reward.similarity import TextEmbedder
@@ -45,11 +49,18 @@ from rxmrl.reward.text import bleu_tokens, tokens_to_ids, words
 
 
 class CompositeReward:
-    """`reward(batch) -> RewardOutput` for a `RewardSpec`. Relative plug-in paths are read from `base_dir`."""
+    """`reward(batch) -> RewardOutput` for a `RewardSpec`. Relative plug-in paths are read from `base_dir`.
+
+    `claim_extractor` replaces the rule-based claim extraction used without facts (a model-based judge:
+    `fn(text, known_names) -> list[Claim]`); it wins over the spec's [claims] extractor.
+    """
 
     def __init__(self, spec: RewardSpec, *, base_dir: str | Path | None = None,
-                 embedder: TextEmbedder | None = None) -> None:
+                 embedder: TextEmbedder | None = None, claim_extractor: ClaimExtractor | None = None) -> None:
         self.spec = spec
+        self.claim_extractor = None
+        if spec.claims.extract:
+            self.claim_extractor = claim_extractor or _load_extractor(spec.claims.extractor) or extract_claims
         self.name = spec.name
         self.components = spec.used_components()
         self.embedder = embedder
@@ -105,7 +116,7 @@ class CompositeReward:
         if {"fact_recall", "contradiction"} & used:
             recall, contradiction = [], []
             for i in range(size):
-                r, c = _recall_and_contradiction(batch, i)
+                r, c = _recall_and_contradiction(batch, i, self.claim_extractor)
                 recall.append(r)
                 contradiction.append(c)
             out["fact_recall"] = torch.tensor(recall, dtype=torch.float32)
@@ -136,13 +147,34 @@ class CompositeReward:
         return score.cpu()  # ids may live on the policy's device; the other components are on the CPU
 
 
-def _recall_and_contradiction(batch: RewardBatch, i: int) -> tuple[float, float]:
+def _recall_and_contradiction(batch: RewardBatch, i: int, extractor: ClaimExtractor | None) -> tuple[float, float]:
     facts = batch.facts_at(i)
     if facts:
         score = score_facts(batch.generated[i], batch.reference[i], batch.query[i], facts)
         if score is not None:
             return score.f1, score.contradiction
-    return score_content(batch.generated[i], batch.query[i], batch.reference[i], batch.remember[i]).f1, 0.0
+    content = score_content(batch.generated[i], batch.query[i], batch.reference[i], batch.remember[i]).f1
+    if facts or extractor is None:  # episodes with facts keep their fallback exactly
+        return content, 0.0
+    claims = score_claims(batch.generated[i], batch.query[i], batch.reference[i], batch.remember[i], extractor)
+    if claims is None:
+        return content, 0.0
+    return (content + claims.f1) / 2, claims.contradiction
+
+
+def _load_extractor(spec: str) -> ClaimExtractor | None:
+    """The callable a "module:function" names, or None for ""."""
+    if not spec:
+        return None
+    import importlib
+
+    from rxmrl.errors import ConfigError
+
+    module_name, _, attr = spec.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError, ValueError) as e:
+        raise ConfigError(f"claims.extractor: cannot load '{spec}' ({type(e).__name__}: {e})") from None
 
 
 def _relative_to(spec: str, base_dir: str | Path | None) -> str:

@@ -9,7 +9,7 @@ each component measures and how the weights become a 0-10 score):
     bleu = 1.0
     fact_recall = 4.0
     contradiction = -3.0
-    [bleu]                    # optional settings tables: [bleu], [similarity], [penalties]
+    [bleu]                    # optional settings tables: [bleu], [similarity], [penalties], [claims]
     smoothing = "exp"
     [[plugins]]               # optional extra components: any reward spec, with one weight for all modes
     name = "question_echo"
@@ -103,6 +103,14 @@ class PenaltySettings:
 
 
 @dataclass
+class ClaimSettings:
+    # Without ground-truth facts, check the values an answer states against the reference and the memory
+    # (`rxmrl.reward.claims`); false restores the content-word-only fallback (what the reward audit compares).
+    extract: bool = True
+    extractor: str = ""  # "module:function" with `extract_claims`'s signature (e.g. a model-based judge)
+
+
+@dataclass
 class PluginComponent:
     name: str  # the component's name in the output (and in the trainer's logs)
     spec: str  # any reward spec get_reward accepts; relative file paths are read from the spec's folder
@@ -118,6 +126,7 @@ class RewardSpec:
     bleu: BleuSettings = field(default_factory=BleuSettings)
     similarity: SimilaritySettings = field(default_factory=SimilaritySettings)
     penalties: PenaltySettings = field(default_factory=PenaltySettings)
+    claims: ClaimSettings = field(default_factory=ClaimSettings)
     plugins: list[PluginComponent] = field(default_factory=list)
 
     def __post_init__(self) -> None:
