@@ -85,6 +85,11 @@ def test_schedule_expansion_data_defaults_and_single_step_strategy(tmp_path):
         ("device = \"tpu\"\n" + MINIMAL, "device"),
         ("[[stage]]\nsteps = 2\ngeneration = { compile = \"yes\" }\n", "stage[0].generation.compile"),
         ("[[stage]]\nsteps = 2\nreward_intermediate = 0\n", "stage[0].reward_intermediate"),
+        ("[[stage]]\nsteps = 2\nalgorithm = \"dpo\"\n", "stage[0].algorithm"),
+        ("[[stage]]\nsteps = 2\nalgorithm = \"dmpo\"\nteacher_forcing = true\n", "stage[0].teacher_forcing"),
+        ("[dmpo]\nbeta = 0.0\n" + MINIMAL, "dmpo.beta"),
+        ("[dmpo]\nanchor = \"kl\"\n" + MINIMAL, "dmpo.anchor"),
+        ("[dmpo]\ngroup_size = 4\n[[stage]]\nsteps = 2\nbatch_size = 6\nalgorithm = \"dmpo\"\n", "stage[0].batch_size"),
         ("[[warmstart]]\nstage = \"smat\"\nsteps = 0\n" + MINIMAL, "warmstart[0].steps"),
         ("[[warmstart]]\nstage = \"smat\"\nsteps = 5\nlearning_rate = 1.0\n" + MINIMAL, "warmstart[0].learning_rate"),
         ("[reward.composite]\nname = \"x\"\n[reward.composite.weights.standard]\nbleux = 1.0\n" + MINIMAL,
@@ -98,6 +103,18 @@ def test_invalid_curricula_name_the_key_and_the_file(tmp_path, text, key):
         load_curriculum(path)
     message = str(error.value)
     assert str(path) in message and key in message
+
+
+def test_a_dmpo_stage_groups_its_batch_by_dmpo_pairs(tmp_path):
+    text = "[impo]\nadvantage = \"group\"\ngroup_size = 4\n[dmpo]\ngroup_size = 3\n" \
+           "[[stage]]\nsteps = 2\nbatch_size = 8\n[[stage]]\nsteps = 2\nbatch_size = 6\nalgorithm = \"dmpo\"\n"
+    config = load_curriculum(write(tmp_path, text))
+    impo_stage, dmpo_stage = config.expanded_stages()
+    assert (config.group_size(impo_stage), config.group_size(dmpo_stage)) == (4, 3)
+    assert config.uses_reference()  # DMPO's reference decoder, although impo.kl_ref_coef is 0
+    reset = load_curriculum(write(tmp_path, text), ["dmpo.pairs=reset"])
+    assert reset.group_size(reset.expanded_stages()[1]) == 1
+    assert not load_curriculum(write(tmp_path, text), ["stage.1.algorithm=impo", "stage.1.batch_size=8"]).uses_reference()
 
 
 def test_empty_stage_list_is_an_error(tmp_path):

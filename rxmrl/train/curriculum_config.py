@@ -23,6 +23,7 @@ from rxmrl.config import from_dict, load_toml, merge, parse_overrides, to_dict
 from rxmrl.errors import ConfigError
 from rxmrl.policy.critic import CriticConfig
 from rxmrl.train.benchmark_config import BenchmarkConfig
+from rxmrl.train.dmpo_config import DmpoConfig
 from rxmrl.train.mrl_config import ImpoConfig
 
 RESOLVED_FILE = "curriculum.json"
@@ -315,6 +316,10 @@ class StageConfig:
             evaluation scores every follow-up either way.
         generation (`GenerationConfig`, *optional*):
             Sampling settings for collection.
+        algorithm (`str`, *optional*, defaults to `"impo"`):
+            The update of this stage: `"impo"` (PPO-style, the `[impo]` table) or `"dmpo"` (memory-aware
+            preference pairs, the `[dmpo]` table; its `pairs` decides what is written to memory, so
+            `teacher_forcing` must stay false).
     """
 
     steps: int | list[int]
@@ -337,6 +342,7 @@ class StageConfig:
     teacher_forcing: bool = False
     reward_intermediate: bool = True
     generation: GenerationConfig = field(default_factory=GenerationConfig)
+    algorithm: Literal["impo", "dmpo"] = "impo"
 
     def __post_init__(self) -> None:
         schedule = self.steps if isinstance(self.steps, list) else [self.steps]
@@ -365,6 +371,8 @@ class StageConfig:
             raise ConfigError(f"reset_prob: must be in [0, 1], got {self.reset_prob}")
         if self.reset_from_epoch < 0:
             raise ConfigError(f"reset_from_epoch: must not be negative, got {self.reset_from_epoch}")
+        if self.algorithm == "dmpo" and self.teacher_forcing:
+            raise ConfigError("teacher_forcing: a dmpo stage writes what dmpo.pairs accepts; leave it false")
 
     # ---- resolved views (only valid on expanded stages, whose `steps` is an int) ----
     @property
@@ -469,7 +477,7 @@ class CurriculumConfig:
             run must use the same count for bit-identical results.
         log_every (`int`, *optional*, defaults to `1`):
             Iterations between metric rows.
-        model, tokenizer, data, reward, critic, impo, eval, checkpoint:
+        model, tokenizer, data, reward, critic, impo, dmpo, eval, checkpoint:
             The sub-tables documented with their classes.
         warmstart (`list[dict]`, *optional*, defaults to `[]`):
             `[[warmstart]]` supervised stages run first (each a `WarmStartConfig`).
@@ -491,6 +499,7 @@ class CurriculumConfig:
     reward: RewardSource = field(default_factory=RewardSource)
     critic: CriticConfig = field(default_factory=CriticConfig)
     impo: ImpoConfig = field(default_factory=ImpoConfig)
+    dmpo: DmpoConfig = field(default_factory=DmpoConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     warmstart: list[dict[str, Any]] = field(default_factory=list)
@@ -505,11 +514,22 @@ class CurriculumConfig:
             raise ConfigError(f"threads: must be 0 (torch's default) or more, got {self.threads}")
         if self.log_every < 1:
             raise ConfigError(f"log_every: must be at least 1, got {self.log_every}")
-        if self.impo.advantage == "group":
-            for i, stage in enumerate(self.stage):
-                if stage.batch_size % self.impo.group_size != 0:
-                    raise ConfigError(f"stage[{i}].batch_size: {stage.batch_size} is not a multiple of "
-                                      f"impo.group_size = {self.impo.group_size} (advantage 'group')")
+        for i, stage in enumerate(self.stage):
+            group = self.group_size(stage)
+            if stage.batch_size % group != 0:
+                name, why = ("dmpo", "pairs 'sampled'") if stage.algorithm == "dmpo" else ("impo", "advantage 'group'")
+                raise ConfigError(f"stage[{i}].batch_size: {stage.batch_size} is not a multiple of "
+                                  f"{name}.group_size = {group} ({why})")
+
+    def group_size(self, stage: StageConfig) -> int:
+        """Rollouts per distinct episode in a batch of `stage`: the group its update compares."""
+        if stage.algorithm == "dmpo":
+            return self.dmpo.group_size if self.dmpo.pairs == "sampled" else 1
+        return self.impo.group_size if self.impo.advantage == "group" else 1
+
+    def uses_reference(self) -> bool:
+        """Whether MRL needs the frozen reference model (IMPO's KL term, or any DMPO stage)."""
+        return self.impo.kl_ref_coef > 0 or any(stage.algorithm == "dmpo" for stage in self.stage)
 
     def expanded_stages(self) -> list[StageConfig]:
         """One stage per follow-up count: `steps = [1, 2, 4]` gives three stages."""

@@ -156,7 +156,7 @@ class DmpoTrainer:
         metrics: dict[str, float] = {"dmpo/pairs": float(len(pairs))}
         if self.agree(len(pairs) == 0):
             return {**metrics, "train/nonfinite_skipped": float(self.guard.total), "train/optimizer_steps": 0.0}
-        size = config.minibatch_size or len(pairs)
+        size = config.minibatch_size or max(1, len(pairs))  # a rank may hold none while others do
         actor = list(self.policy.model.parameters())
         sums: dict[str, float] = defaultdict(float)
         steps_done = 0

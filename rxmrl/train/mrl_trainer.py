@@ -206,7 +206,7 @@ class MrlTrainer:
         items = estimate.active.flatten().nonzero().squeeze(1)  # answers that carry a signal
         if self.agree(len(items) == 0):
             return {"train/nonfinite_skipped": float(self.guard.total)}
-        size = config.minibatch_size or len(items)
+        size = config.minibatch_size or max(1, len(items))  # a rank may hold none while others do
         actor = list(self.policy.model.parameters())
         critic = list(self.policy.critic.parameters())
         sums: dict[str, float] = defaultdict(float)
