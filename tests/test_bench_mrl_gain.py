@@ -97,6 +97,15 @@ def test_the_control_continues_the_last_smat_table_at_its_final_rate_on_each_sta
                for t in tables)  # as the demo's SMAT: memory attention trains, the encoder never
 
 
+def test_a_memory_only_control_freezes_the_decoder_and_the_encoder(tmp_path):
+    bench = MrlGain("curricula/cpu-demo.toml", tmp_path / "ws", tmp_path / "out", overrides=[], seeds=1,
+                    episodes=4, batch_size=4, control=True, control_lr=1e-4, control_trains="memory", progress=False)
+    tables = bench.control_tables(seed=0, seconds=[10.0, 20.0, 30.0, 40.0])
+    assert all(not t.train_decoder and t.unfreeze_memory_attention_at == 0.0 and t.unfreeze_encoder_at == 1.0
+               and t.lr == 1e-4 for t in tables)
+    assert bench.settings["control_trains"] == "memory"  # a rerun with the other control is refused
+
+
 def test_a_tiny_benchmark_runs_then_continues_without_redoing_anything(tmp_path):
     warm = tmp_path / "warm"
     run_curriculum(load_curriculum("curricula/smoke.toml", TINY + ["warmstart=[]"]), warm, progress=False)

@@ -53,6 +53,32 @@ def test_gradients_reach_memory_attention_and_encoder_only_when_unfrozen(tokeniz
     assert all(p.requires_grad for p in model.parameters())
 
 
+def test_a_frozen_decoder_leaves_the_answer_loss_to_the_memory_path(tokenizer):
+    model = _model()
+    stage = SmatStage(model, tokenizer, steps=10, unfreeze_memory_attention_at=0.0, unfreeze_encoder_at=1.0,
+                      train_decoder=False)
+    assert stage.unfrozen(0) == {"decoder": False, "memory_attention": True, "encoder": False}
+    stage.before_step(0)
+    loss, _ = stage.loss(_batch(tokenizer, steps=2), torch.Generator().manual_seed(0))
+    loss.backward()
+    assert _grads(model.memory_attention.parameters()) > 0
+    assert _grads(model.decoder.parameters()) is None and _grads(model.encoder.parameters()) is None
+    stage.finish()
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_only_smat_with_a_learning_memory_may_freeze_its_decoder():
+    from rxmrl.errors import ConfigError
+    from rxmrl.train.warmstart.config import WarmStartConfig
+
+    assert not WarmStartConfig(stage="smat", steps=1, train_decoder=False, unfreeze_memory_attention_at=0.0).train_decoder
+    with pytest.raises(ConfigError, match="only the smat stage"):
+        WarmStartConfig(stage="sft", steps=1, train_decoder=False)
+    with pytest.raises(ConfigError, match="nothing to learn"):
+        WarmStartConfig(stage="smat", steps=1, train_decoder=False, unfreeze_memory_attention_at=1.0,
+                        unfreeze_encoder_at=1.0)
+
+
 def _encoder_grad(tokenizer, depth, steps, strategy):
     model = _model()
     stage = SmatStage(model, tokenizer, steps=1, bptt_depth=depth, unfreeze_memory_attention_at=0.0,

@@ -9,7 +9,9 @@ For each seed s, from the same warm-start model:
               start, one segment per MRL stage on episodes of that stage's length and strategy, each given
               the seconds of training time that MRL stage took (held-out evaluation not counted on either
               side), in OUT/control/seed-s/. Its settings are the curriculum's last SMAT table at the learning
-              rate where that table's schedule ended (constant; `--control-lr` to choose another).
+              rate where that table's schedule ended (constant; `--control-lr` to choose another), training
+              what that table trains; `--control-trains memory` trains memory attention alone (decoder and
+              encoder frozen), the parameters of an MRL stage that freezes them.
 Then every model (the warm start, each mrl-s and control-s, each also with its memory reset before every
 answer) answers the same held-out `test` episodes, greedily: `cumulative` episodes of 8 follow-ups (the RxT
 paper's 8+1 protocol) and `long_range` episodes of 16 follow-ups (recall the first interaction after 15
@@ -51,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-control", action="store_true", help="skip the equal-compute SMAT control")
     parser.add_argument("--control-lr", type=float, default=0.0,
                         help="SMAT control learning rate (default: where the curriculum's last SMAT schedule ended)")
+    parser.add_argument("--control-trains", choices=("all", "memory"), default="all",
+                        help="what the SMAT control trains: what its table trains (all), or memory attention alone")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: a shared CPU)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -68,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     bench = MrlGain(args.curriculum, args.warmstart, args.out, overrides=args.set, seeds=args.seeds,
                     episodes=args.episodes, batch_size=args.batch_size, control=not args.no_control,
-                    control_lr=args.control_lr, progress=not args.no_progress)
+                    control_lr=args.control_lr, control_trains=args.control_trains, progress=not args.no_progress)
     report = bench.run()
     print(summary_table(report))
     return 0
@@ -78,16 +82,19 @@ class MrlGain:
     """The benchmark's work list (train, control, evaluate), each item skipped when its output exists."""
 
     def __init__(self, curriculum: str | Path, warmstart: Path, out: Path, *, overrides: list[str], seeds: int,
-                 episodes: int, batch_size: int, control: bool, control_lr: float, progress: bool) -> None:
+                 episodes: int, batch_size: int, control: bool, control_lr: float, progress: bool,
+                 control_trains: str = "all") -> None:
         from rxmrl.train.curriculum_config import load_curriculum
 
         self.base = load_curriculum(curriculum, overrides)
         self.warmstart, self.out = warmstart.resolve(), out
         self.seeds, self.episodes, self.batch_size = list(range(seeds)), episodes, batch_size
-        self.control, self.control_lr, self.progress = control, control_lr, progress
+        self.control, self.control_lr, self.control_trains = control, control_lr, control_trains
+        self.progress = progress
         self.settings = {"curriculum": str(Path(curriculum).resolve()), "overrides": list(overrides),
                          "warmstart": str(self.warmstart), "seeds": seeds, "episodes": episodes,
-                         "batch_size": batch_size, "control": control, "control_lr": control_lr}
+                         "batch_size": batch_size, "control": control, "control_lr": control_lr,
+                         "control_trains": control_trains}
 
     def run(self) -> dict[str, Any]:
         self._claim_folder()
@@ -160,16 +167,18 @@ class MrlGain:
             WarmStartConfig(stage="smat", steps=1)
         base_data = dict(smat[-1].get("data", {})) if smat else {}
         lr = self.control_lr or base.lr * base.min_lr_ratio
+        # the schedule is "forever": train from the start what the table trains at all
+        trains = dict(unfreeze_memory_attention_at=0.0 if base.unfreeze_memory_attention_at < 1 else 1.0,
+                      unfreeze_encoder_at=0.0 if base.unfreeze_encoder_at < 1 else 1.0)
+        if self.control_trains == "memory":
+            trains = dict(unfreeze_memory_attention_at=0.0, unfreeze_encoder_at=1.0, train_decoder=False)
         tables = []
         for stage, budget in zip(self.base.expanded_stages(), seconds):
             data = WarmStartData(**{**base_data, "source": stage.data.source, "steps": stage.follow_ups,
                                     "strategy": stage.episode_strategy, "seed": seed, "eval_examples": 16})
             tables.append(dataclasses.replace(
                 base, steps=10**7, max_seconds=max(budget, 1e-3), lr=lr, warmup_ratio=0.0, min_lr_ratio=1.0,
-                save_every=0, eval_every=0, log_every=50, data=data,
-                # the schedule is "forever": train from the start what the table trains at all
-                unfreeze_memory_attention_at=0.0 if base.unfreeze_memory_attention_at < 1 else 1.0,
-                unfreeze_encoder_at=0.0 if base.unfreeze_encoder_at < 1 else 1.0))
+                save_every=0, eval_every=0, log_every=50, data=data, **trains))
         return tables
 
     def _control(self, seed: int, seconds: list[float]) -> None:

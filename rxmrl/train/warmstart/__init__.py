@@ -84,7 +84,7 @@ def build_stage(config: WarmStartConfig, model: Any, tokenizer: Any, mlm_head_so
     return SmatStage(model, tokenizer, steps=config.steps, bptt_depth=config.bptt_depth,
                      unfreeze_memory_attention_at=config.unfreeze_memory_attention_at,
                      unfreeze_encoder_at=config.unfreeze_encoder_at, aux_loss_weight=config.aux_loss_weight,
-                     fact_weight=config.fact_weight)
+                     fact_weight=config.fact_weight, train_decoder=config.train_decoder)
 
 
 def _check_tokenizer_fits(tokenizer: Any, model: Any) -> None:

@@ -100,6 +100,7 @@ class WarmStartConfig:
     unfreeze_memory_attention_at: float = 0.1  # fraction of `steps` trained with memory attention frozen
     unfreeze_encoder_at: float = 0.2  # fraction of `steps` trained with the encoder (and embedding) frozen
     fact_weight: float = 1.0  # loss weight of answer tokens that spell a synthetic fact value (1 = plain mean)
+    train_decoder: bool = True  # false: the decoder (its memory cross-attention too) stays frozen; the memory learns
     data: WarmStartData = field(default_factory=WarmStartData)
 
     def __post_init__(self) -> None:
@@ -131,6 +132,13 @@ class WarmStartConfig:
                 f"attention, then encoder); got {self.unfreeze_encoder_at} < "
                 f"unfreeze_memory_attention_at = {self.unfreeze_memory_attention_at}"
             )
+
+        if not self.train_decoder:
+            if self.stage != "smat":
+                raise ConfigError(f"train_decoder: only the smat stage can keep its decoder frozen, not {self.stage}")
+            if self.unfreeze_memory_attention_at >= 1.0:
+                raise ConfigError("train_decoder: with the decoder and memory attention frozen (unfreeze_memory_"
+                                  "attention_at = 1) the memory path has nothing to learn")
 
     def loop_config(self) -> LoopConfig:
         return LoopConfig(

@@ -18,6 +18,9 @@ Gradual unfreezing: the decoder trains from the start; memory attention joins af
 `unfreeze_memory_attention_at` of the steps, the encoder (with the shared embedding) after
 `unfreeze_encoder_at`. A frozen group gets no gradient (requires_grad off), so AdamW leaves it untouched;
 which groups are frozen depends on the step number alone, so a resumed run freezes exactly the same.
+`train_decoder = False` keeps the decoder frozen throughout: the answer loss then trains the memory path
+alone (the parameters an MRL stage with a frozen decoder trains; `rxmrl bench mrl-gain --control-trains
+memory`).
 """
 
 from __future__ import annotations
@@ -40,8 +43,9 @@ class SmatStage(SupervisedStage):
 
     def __init__(self, model: Any, tokenizer: Any, *, steps: int, bptt_depth: int = 1,
                  unfreeze_memory_attention_at: float = 0.1, unfreeze_encoder_at: float = 0.2,
-                 aux_loss_weight: float = 0.01, fact_weight: float = 1.0) -> None:
+                 aux_loss_weight: float = 0.01, fact_weight: float = 1.0, train_decoder: bool = True) -> None:
         self.model = model
+        self.train_decoder = train_decoder
         self.bptt_depth = bptt_depth
         self.memory_attention_from = round(unfreeze_memory_attention_at * steps)  # first step it trains
         self.encoder_from = round(unfreeze_encoder_at * steps)
@@ -59,7 +63,7 @@ class SmatStage(SupervisedStage):
         return unique_parameters(*self.groups.values())
 
     def unfrozen(self, step: int) -> dict[str, bool]:
-        return {"decoder": True, "memory_attention": step >= self.memory_attention_from,
+        return {"decoder": self.train_decoder, "memory_attention": step >= self.memory_attention_from,
                 "encoder": step >= self.encoder_from}
 
     def before_step(self, step: int) -> None:
