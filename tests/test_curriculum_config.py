@@ -1,8 +1,10 @@
 """Curriculum TOML parsing: presets load, schedules expand, and every invalid curriculum fails before any
 training with an error that names the file and the key."""
 
+import dataclasses
 import json
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -115,6 +117,34 @@ def test_a_dmpo_stage_groups_its_batch_by_dmpo_pairs(tmp_path):
     reset = load_curriculum(write(tmp_path, text), ["dmpo.pairs=reset"])
     assert reset.group_size(reset.expanded_stages()[1]) == 1
     assert not load_curriculum(write(tmp_path, text), ["stage.1.algorithm=impo", "stage.1.batch_size=8"]).uses_reference()
+
+
+@pytest.mark.parametrize("preset", sorted(Path("curricula").glob("*.toml")), ids=lambda p: p.name)
+def test_every_curriculum_preset_loads(preset):
+    assert load_curriculum(preset).expanded_stages()
+
+
+def test_the_dmpo_demo_is_the_demo_with_dmpo_stages():
+    demo, dmpo = load_curriculum("curricula/cpu-demo.toml"), load_curriculum("curricula/cpu-demo-dmpo.toml")
+    assert dmpo.warmstart == demo.warmstart and dmpo.benchmark == demo.benchmark and dmpo.model == demo.model
+    assert [s.algorithm for s in dmpo.expanded_stages()] == ["dmpo"] * 4
+    same = [dataclasses.replace(s, algorithm="impo") for s in dmpo.expanded_stages()]
+    assert same == demo.expanded_stages()  # the same episodes, budget and trained parts as the IMPO stages
+
+
+def test_a_curriculum_extends_another_merging_tables_and_replacing_stage_arrays(tmp_path):
+    (tmp_path / "base.toml").write_text("name = \"base\"\nseed = 3\n[impo]\ngroup_size = 4\nclip_eps = 0.1\n"
+                                         "[[stage]]\nsteps = 2\n[[stage]]\nsteps = 4\n")
+    (tmp_path / "child").mkdir()
+    child = tmp_path / "child" / "dmpo.toml"
+    child.write_text("extends = \"../base.toml\"\nname = \"child\"\n[impo]\nclip_eps = 0.3\n"
+                     "[[stage]]\nsteps = 8\nalgorithm = \"dmpo\"\n")
+    config = load_curriculum(child, ["impo.group_size=2"])
+    assert (config.name, config.seed, config.impo.group_size, config.impo.clip_eps) == ("child", 3, 2, 0.3)
+    assert [(s.steps, s.algorithm) for s in config.stage] == [(8, "dmpo")]
+    (tmp_path / "base.toml").write_text("extends = \"child/dmpo.toml\"\n")
+    with pytest.raises(ConfigError, match="circle"):
+        load_curriculum(child)
 
 
 def test_empty_stage_list_is_an_error(tmp_path):

@@ -2,9 +2,11 @@
 `[[warmstart]]` stages, then `[[stage]]` MRL stages whose episodes grow longer.
 
 Loading is strict and happens before any work: an unknown, missing or mistyped key, or a broken rule, is a
-`ConfigError` naming the file and the key (`stage[2].unfreeze.encoder`). Three conveniences are resolved at
+`ConfigError` naming the file and the key (`stage[2].unfreeze.encoder`). Four conveniences are resolved at
 load time, so the saved resolved curriculum (`RUN_DIR/curriculum.json`) is explicit:
 
+- `extends = "cpu-demo.toml"` (relative to the file) starts from another curriculum: its tables merge key by
+  key with this file's, and this file's arrays (`[[stage]]`, `[[warmstart]]`) replace the base's.
 - `[data]` holds defaults for every stage; a stage's own `[stage.data]` keys win.
 - `steps = [1, 2, 4, 8, 16]` in one `[[stage]]` expands into one stage per entry with the same settings.
   An entry of 1 follow-up always uses the `single` strategy (the only one defined for 1 step).
@@ -546,7 +548,7 @@ class CurriculumConfig:
 def load_curriculum(path: str | Path, overrides: list[str] | tuple[str, ...] = (), *,
                     seed: int | None = None) -> CurriculumConfig:
     """Read, override (`--set`), resolve and validate a curriculum TOML. `seed` (`--seed`) wins over the file."""
-    raw = apply_overrides(load_toml(path), parse_overrides(list(overrides)), source=str(path))
+    raw = apply_overrides(read_extended(path), parse_overrides(list(overrides)), source=str(path))
     reward = raw.get("reward")
     if isinstance(reward, dict) and "spec" in reward and "composite" in reward:
         raise ConfigError(f"{path}: [reward] has both spec = {reward['spec']!r} and an inline [reward.composite]; "
@@ -554,6 +556,21 @@ def load_curriculum(path: str | Path, overrides: list[str] | tuple[str, ...] = (
     if seed is not None:
         raw["seed"] = seed
     return curriculum_from_dict(raw, source=str(path))
+
+
+def read_extended(path: str | Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A curriculum TOML as a dict; with `extends = "base.toml"` (relative to the file), the base's dict with this
+    file's tables merged in: tables merge key by key, anything else (arrays such as `[[stage]]`) replaces."""
+    raw = load_toml(path)
+    base = raw.pop("extends", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: extends must be the path of a curriculum TOML, got {base!r}")
+    here = Path(path).resolve()
+    if here in chain:
+        raise ConfigError(f"{path}: extends runs in a circle ({' -> '.join(str(p) for p in (*chain, here))})")
+    return merge(read_extended(Path(path).parent / base, (*chain, here)), raw)
 
 
 def curriculum_from_dict(raw: dict[str, Any], *, source: str) -> CurriculumConfig:
