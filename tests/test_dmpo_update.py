@@ -176,3 +176,33 @@ def test_an_update_widens_the_margin_trains_the_memory_and_leaves_the_reference(
     assert all(torch.equal(reference[k], v) for k, v in trainer.reference.state_dict().items())
     # the loss reached the memory attention through the replayed writes
     assert any(not torch.equal(memory[n], p) for n, p in policy.model.memory_attention.named_parameters())
+
+
+def test_the_reference_writes_its_own_memory_so_a_trained_memory_moves_the_log_ratio(setup):
+    """Train only the memory: the reference decoder equals the policy's, so reading the policy's STM gives
+    log-ratios of exactly 0 (no preference signal, no pull back); its own STM shows what the memory changed."""
+    _, tokenizer, base = setup
+    config = DmpoConfig(group_size=3)
+    rollout = collect(setup, config)
+    policy = copy.deepcopy(base)
+    reference = copy.deepcopy(base.model).requires_grad_(False)
+    with torch.no_grad():
+        for p in policy.model.memory_attention.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    found = preference_pairs(rollout, "sampled", pad_id=tokenizer.pad_id)
+    order = torch.arange(len(found))
+    trainers = {mode: DmpoTrainer(policy, reference, DmpoConfig(group_size=3, reference_memory=mode),
+                                  pad_id=tokenizer.pad_id, guard=NonFiniteGuard(3)) for mode in ("own", "policy")}
+    with torch.no_grad():
+        terms = {mode: trainer.minibatch_terms(rollout, found, order) for mode, trainer in trainers.items()}
+    assert float(terms["policy"].accepted_logratio) == 0.0 and float(terms["policy"].rejected_logratio) == 0.0
+    assert abs(float(terms["own"].accepted_logratio)) > 1e-3
+    # the reference's STM for a pair: its own writes of the accepted history, from the episode's first snapshot
+    row, k = found.rows[-1:], found.steps[-1:]
+    own = trainers["own"].reference_memory(rollout, row, k, policy_stm=None)
+    with torch.no_grad():
+        chain = rollout.snapshots[row, 0]
+        for j in range(int(k) + 1):
+            ids, mask = trim_padding(rollout.written[row, j], rollout.written_mask[row, j])
+            chain = reference.update_memory(chain, ids, mask)
+    torch.testing.assert_close(own, chain, atol=1e-5, rtol=1e-5)

@@ -1,9 +1,9 @@
 """Settings of the DMPO update (the `[dmpo]` table): a memory-aware preference stage beside IMPO.
 
 DMPO (direct memory preference optimisation) trains on pairs of answers to the same query given the same
-STM: an accepted and a rejected one. The loss is DPO's (Rafailov et al., 2023) on sequence log-probs, against
-a frozen reference decoder that reads the very STM the policy reads; the memory is written only from accepted
-interactions, and the loss reaches the memory system through the replayed writes (`bptt_depth`). A stage
+accepted history: an accepted and a rejected one. The loss is DPO's (Rafailov et al., 2023) on sequence
+log-probs against the frozen model as MRL started; the memory is written only from accepted interactions, and
+the loss reaches the memory system through the replayed writes (`bptt_depth`). A stage
 uses it with `algorithm = "dmpo"` in its `[[stage]]` table; the losses are in `rxmrl/train/dmpo.py`, the
 update in `dmpo_trainer.py`.
 """
@@ -50,6 +50,12 @@ class DmpoConfig:
             Memory writes the loss backpropagates through (as `impo.bptt_depth`): the STM a pair is scored
             from is recomputed from the stored snapshot this many writes earlier, so the accepted interactions
             written before the step learn from the pair.
+        reference_memory (`str`, *optional*, defaults to `"own"`):
+            The STM the reference decoder reads. `"own"`: the frozen model writes the same accepted interactions
+            into its own STM (from the episode's starting STM), so the log-ratio measures what the trained memory
+            *and* decoder changed: π_ref is the whole frozen model. `"policy"`: it reads the policy's STM (the
+            variant of Reactive AI's DMPO note), so the log-ratio measures the decoder alone; with a frozen decoder
+            both log-ratios are then always 0 and the loss stays log 2, with no pull back to the reference.
         max_grad_norm (`float`, *optional*, defaults to `1.0`):
             Gradient-norm clip of the model's gradients; 0 disables it. (Non-finite updates are skipped and
             counted against `impo.max_consecutive_nonfinite`, one guard for the whole run.)
@@ -63,6 +69,7 @@ class DmpoConfig:
     minibatch_size: int = 32
     update_epochs: int = 1
     bptt_depth: int = 1
+    reference_memory: Literal["own", "policy"] = "own"
     max_grad_norm: float = 1.0
 
     def __post_init__(self) -> None:

@@ -10,8 +10,9 @@ Pairs (`preference_pairs`) come from a rollout collected as `dmpo_rollout_settin
 Memory contract: follow-up k reads the STM after write k, which holds the first interaction and the accepted
 interactions of follow-ups 0..k−1 only: the pair being scored is never in it (it is written after the step).
 The STM is recomputed with gradients from the snapshot `bptt_depth` writes earlier (`replay_memory`), so the
-loss trains the memory system through the writes of earlier accepted interactions; the frozen reference decoder
-reads the same STM, detached. The critic is not used.
+loss trains the memory system through the writes of earlier accepted interactions. The frozen reference model
+reads an STM it wrote itself from the same accepted interactions, replayed from the episode's starting STM
+(`reference_memory = "own"`), or the policy's STM, detached (`"policy"`). The critic is not used.
 
 The loop keeps `MrlTrainer`'s distributed hooks (`grad_hook`, `agree`, `split`) and its non-finite guard.
 """
@@ -125,6 +126,20 @@ class DmpoTrainer:
                                self.config.bptt_depth)
         return stm
 
+    @torch.no_grad()
+    def reference_memory(self, rollout: Rollout, rows: torch.Tensor, steps: torch.Tensor,
+                         policy_stm: torch.Tensor) -> torch.Tensor:
+        """The STM the reference decoder reads for `rows`, `steps` [M]: [M, L, S, D], no gradients."""
+        if self.config.reference_memory == "policy":
+            return policy_stm.detach()
+
+        def write(stm: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            return self.reference.update_memory(stm, ids, mask).to(stm.dtype)
+
+        depth = int(steps.max()) + 1  # every write, from the episode's starting STM
+        stm, _ = replay_memory(write, rollout.snapshots, rollout.written, rollout.written_mask, rows, steps, depth)
+        return stm
+
     def minibatch_terms(self, rollout: Rollout, pairs: PreferencePairs, chunk: torch.Tensor) -> DmpoTerms:
         """The DMPO loss of pairs `chunk` [M]: both answers and the reference from one recomputed STM."""
         device = rollout.answers.device
@@ -140,7 +155,8 @@ class DmpoTrainer:
             queries, query_masks, memory = query.repeat(2, 1), query_mask.repeat(2, 1), stm.repeat(2, 1, 1, 1)
             scores = self.policy.model.answer_logprobs(queries, query_masks, answers, answer_mask, memory)
             with torch.no_grad():
-                reference = self.reference.answer_logprobs(queries, query_masks, answers, answer_mask, memory.detach())
+                reference_stm = self.reference_memory(rollout, rows, steps, stm).repeat(2, 1, 1, 1)
+                reference = self.reference.answer_logprobs(queries, query_masks, answers, answer_mask, reference_stm)
         logprobs, ref_logprobs = scores.logprobs.float(), reference.logprobs.float()
         return dmpo_loss(
             self.config,
