@@ -1,8 +1,10 @@
 """Curriculum TOML parsing: presets load, schedules expand, and every invalid curriculum fails before any
 training with an error that names the file and the key."""
 
+import dataclasses
 import json
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -85,6 +87,11 @@ def test_schedule_expansion_data_defaults_and_single_step_strategy(tmp_path):
         ("device = \"tpu\"\n" + MINIMAL, "device"),
         ("[[stage]]\nsteps = 2\ngeneration = { compile = \"yes\" }\n", "stage[0].generation.compile"),
         ("[[stage]]\nsteps = 2\nreward_intermediate = 0\n", "stage[0].reward_intermediate"),
+        ("[[stage]]\nsteps = 2\nalgorithm = \"dpo\"\n", "stage[0].algorithm"),
+        ("[[stage]]\nsteps = 2\nalgorithm = \"dmpo\"\nteacher_forcing = true\n", "stage[0].teacher_forcing"),
+        ("[dmpo]\nbeta = 0.0\n" + MINIMAL, "dmpo.beta"),
+        ("[dmpo]\nanchor = \"kl\"\n" + MINIMAL, "dmpo.anchor"),
+        ("[dmpo]\ngroup_size = 4\n[[stage]]\nsteps = 2\nbatch_size = 6\nalgorithm = \"dmpo\"\n", "stage[0].batch_size"),
         ("[[warmstart]]\nstage = \"smat\"\nsteps = 0\n" + MINIMAL, "warmstart[0].steps"),
         ("[[warmstart]]\nstage = \"smat\"\nsteps = 5\nlearning_rate = 1.0\n" + MINIMAL, "warmstart[0].learning_rate"),
         ("[reward.composite]\nname = \"x\"\n[reward.composite.weights.standard]\nbleux = 1.0\n" + MINIMAL,
@@ -98,6 +105,46 @@ def test_invalid_curricula_name_the_key_and_the_file(tmp_path, text, key):
         load_curriculum(path)
     message = str(error.value)
     assert str(path) in message and key in message
+
+
+def test_a_dmpo_stage_groups_its_batch_by_dmpo_pairs(tmp_path):
+    text = "[impo]\nadvantage = \"group\"\ngroup_size = 4\n[dmpo]\ngroup_size = 3\n" \
+           "[[stage]]\nsteps = 2\nbatch_size = 8\n[[stage]]\nsteps = 2\nbatch_size = 6\nalgorithm = \"dmpo\"\n"
+    config = load_curriculum(write(tmp_path, text))
+    impo_stage, dmpo_stage = config.expanded_stages()
+    assert (config.group_size(impo_stage), config.group_size(dmpo_stage)) == (4, 3)
+    assert config.uses_reference()  # DMPO's reference decoder, although impo.kl_ref_coef is 0
+    reset = load_curriculum(write(tmp_path, text), ["dmpo.pairs=reset"])
+    assert reset.group_size(reset.expanded_stages()[1]) == 1
+    assert not load_curriculum(write(tmp_path, text), ["stage.1.algorithm=impo", "stage.1.batch_size=8"]).uses_reference()
+
+
+@pytest.mark.parametrize("preset", sorted(Path("curricula").glob("*.toml")), ids=lambda p: p.name)
+def test_every_curriculum_preset_loads(preset):
+    assert load_curriculum(preset).expanded_stages()
+
+
+def test_the_dmpo_demo_is_the_demo_with_dmpo_stages():
+    demo, dmpo = load_curriculum("curricula/cpu-demo.toml"), load_curriculum("curricula/cpu-demo-dmpo.toml")
+    assert dmpo.warmstart == demo.warmstart and dmpo.benchmark == demo.benchmark and dmpo.model == demo.model
+    assert [s.algorithm for s in dmpo.expanded_stages()] == ["dmpo"] * 4
+    same = [dataclasses.replace(s, algorithm="impo") for s in dmpo.expanded_stages()]
+    assert same == demo.expanded_stages()  # the same episodes, budget and trained parts as the IMPO stages
+
+
+def test_a_curriculum_extends_another_merging_tables_and_replacing_stage_arrays(tmp_path):
+    (tmp_path / "base.toml").write_text("name = \"base\"\nseed = 3\n[impo]\ngroup_size = 4\nclip_eps = 0.1\n"
+                                         "[[stage]]\nsteps = 2\n[[stage]]\nsteps = 4\n")
+    (tmp_path / "child").mkdir()
+    child = tmp_path / "child" / "dmpo.toml"
+    child.write_text("extends = \"../base.toml\"\nname = \"child\"\n[impo]\nclip_eps = 0.3\n"
+                     "[[stage]]\nsteps = 8\nalgorithm = \"dmpo\"\n")
+    config = load_curriculum(child, ["impo.group_size=2"])
+    assert (config.name, config.seed, config.impo.group_size, config.impo.clip_eps) == ("child", 3, 2, 0.3)
+    assert [(s.steps, s.algorithm) for s in config.stage] == [(8, "dmpo")]
+    (tmp_path / "base.toml").write_text("extends = \"child/dmpo.toml\"\n")
+    with pytest.raises(ConfigError, match="circle"):
+        load_curriculum(child)
 
 
 def test_empty_stage_list_is_an_error(tmp_path):

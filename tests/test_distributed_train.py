@@ -106,6 +106,15 @@ def test_two_ranks_stay_in_step_rank0_writes_and_resume_is_exact(tmp_path):
     assert "--nproc_per_node 2" in single.stderr
 
 
+def test_dmpo_stages_stay_in_step_on_two_ranks(tmp_path):
+    # ranks hold different numbers of preference pairs (some none): they must still step together
+    overrides = SMALL + ["stage.*.algorithm=dmpo", "dmpo.minibatch_size=0"]
+    result = _torchrun("curricula/smoke.toml", "--out", str(tmp_path / "run"), *[a for s in overrides for a in ("--set", s)])
+    assert f"weights identical on all 2 ranks at {WARMSTART_STEPS + MRL_ITERATIONS} checks" in result.stderr
+    rows = [json.loads(line) for line in (tmp_path / "run" / METRICS_FILE).read_text().splitlines()]
+    assert sum("dmpo/pairs" in row for row in rows) == MRL_ITERATIONS
+
+
 @pytest.mark.slow
 def test_resume_inside_the_distributed_warm_start_is_exact(tmp_path):
     run, _ = _straight_run(tmp_path)

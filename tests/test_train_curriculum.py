@@ -101,10 +101,11 @@ def _rxmrl(*args: str) -> list[str]:
     return [sys.executable, "-m", "rxmrl", "train", *args]
 
 
-def test_resume_after_sigkill_gives_bit_identical_weights(tmp_path):
+@pytest.mark.parametrize("algorithm", ["impo", "dmpo"])
+def test_resume_after_sigkill_gives_bit_identical_weights(tmp_path, algorithm):
     # random resets on: the STM carried between iterations must be checkpointed too
     extra = ["checkpoint.every_iterations=1", "checkpoint.keep=10", "stage.*.random_resets=true",
-             "stage.*.reset_prob=0.5"]
+             "stage.*.reset_prob=0.5", f"stage.*.algorithm={algorithm}"]
     overrides = [a for item in TINY + extra for a in ("--set", item)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     straight, killed = tmp_path / "straight", tmp_path / "killed"
@@ -144,6 +145,23 @@ def test_reference_kl_uses_a_frozen_copy_of_the_starting_model(tmp_path):
     assert any(not torch.equal(reference[k], final[k]) for k in reference)  # the policy moved, the reference not
     kl = [r["policy/kl_ref"] for r in read_metrics(tmp_path / "run") if "policy/kl_ref" in r]
     assert kl[0] == pytest.approx(0.0, abs=1e-5) and kl[-1] > kl[0]
+
+
+def test_a_dmpo_stage_learns_from_preference_pairs_against_the_frozen_starting_model(tmp_path):
+    config = load_curriculum("curricula/smoke.toml", TINY + ["stage.*.algorithm=dmpo", "eval.before_stage=false",
+                                                             "stage.*.lr.decoder=1e-2", "dmpo.anchor_coef=0.1"])
+    summary = run_curriculum(config, tmp_path / "run", progress=False)
+    assert summary["iterations"] == 4  # as IMPO: 8 rows = 2 episodes x a group of 4 sampled answers
+    reference = load_file(str(tmp_path / "run" / "reference" / "model.safetensors"))
+    final = load_file(str(tmp_path / "run" / "final" / "model.safetensors"))
+    assert any(not torch.equal(reference[k], final[k]) for k in reference)
+    rows = [r for r in read_metrics(tmp_path / "run") if "dmpo/pairs" in r]
+    assert len(rows) == 4 and not any("policy/clip_ratio" in r or "value/loss" in r for r in rows)
+    trained = [r for r in rows if r["train/optimizer_steps"] > 0]
+    assert trained and all(r["dmpo/pairs"] >= 1 for r in trained)
+    # the first update starts from the reference itself: both log-ratios are exactly zero, the loss is log 2
+    assert trained[0]["dmpo/accepted_logratio"] == pytest.approx(0.0, abs=1e-4)
+    assert trained[0]["dmpo/loss"] == pytest.approx(0.6931, abs=1e-3)
 
 
 def test_a_learning_rate_that_breaks_the_weights_names_the_checkpoint_before_it_and_a_resume_can_lower_it(tmp_path):

@@ -45,6 +45,7 @@ from rxmrl.train.curriculum_config import (RESOLVED_FILE, CurriculumConfig, Stag
                                            validate_warmstart)
 from rxmrl.train.evaluation import evaluate_heldout, format_sample
 from rxmrl.train.final_benchmark import check_benchmark_packages
+from rxmrl.train.dmpo_trainer import DmpoTrainer, dmpo_rollout_settings
 from rxmrl.train.guard import all_finite, tolerant_reward
 from rxmrl.train.mrl_trainer import MrlTrainer, build_optimizer, rollout_metrics
 from rxmrl.train.rollout import RolloutSettings, collect_rollout, make_env
@@ -214,14 +215,17 @@ class _Runner:
         self.policy = RxTPolicy(model, self.config.critic).to(self.device)
         distributed.broadcast_module(self.policy.critic)
         self.policy.eval()  # no dropout: the update's log-probs must equal the rollout's
-        self.reference = None
-        if self.config.impo.kl_ref_coef > 0:
-            self.reference = self._reference_model(fresh)
+        self.reference = self._reference_model(fresh) if self.config.uses_reference() else None
         hooks = {}
         if distributed.world_size() > 1:
             hooks = dict(reduce=distributed.all_reduce_sum, grad_hook=distributed.average_gradients,
                          agree=distributed.all_agree, split=distributed.split_agreed)
         self.trainer = MrlTrainer(self.policy, self.config.impo, autocast=self.autocast, **hooks)
+        self.dmpo = None
+        if any(stage.algorithm == "dmpo" for stage in self.stages):
+            hooks.pop("reduce", None)  # DMPO has no advantage statistics to share
+            self.dmpo = DmpoTrainer(self.policy, self.reference, self.config.dmpo, pad_id=self.tokenizer.pad_id,
+                                    guard=self.trainer.guard, autocast=self.autocast, **hooks)
         self.generators = {  # one stream per rank in a distributed run
             "sample": torch.Generator(device=self.device).manual_seed(distributed.rank_seed(seed, "sample")),
             "memory": torch.Generator(device=self.device).manual_seed(distributed.rank_seed(seed, "memory")),
@@ -237,8 +241,8 @@ class _Runner:
             self.model.save_pretrained(folder, overwrite=True)  # the run's own folder
         distributed.barrier()  # the others read what rank 0 wrote
         if not fresh and not folder.is_dir():
-            raise CheckpointError(f"{folder}: the reference model of this run is missing (impo.kl_ref_coef > 0 needs "
-                                  f"the model as MRL started); it cannot be rebuilt on resume")
+            raise CheckpointError(f"{folder}: the reference model of this run is missing (impo.kl_ref_coef > 0 and "
+                                  f"dmpo stages need the model as MRL started); it cannot be rebuilt on resume")
         reference = RxT.from_pretrained(folder).to(self.device).eval()
         reference.requires_grad_(False)
         return reference
@@ -248,8 +252,7 @@ class _Runner:
         seed = self.config.seed
         train_pool = stage_episodes(stage.data, stage, held_out=False, seed=seed)
         eval_pool = stage_episodes(stage.data, stage, held_out=True, seed=seed)
-        group = self.config.impo.group_size if self.config.impo.advantage == "group" else 1
-        iterations = len(self._epoch_batches(train_pool, stage, group, index, 0))
+        iterations = len(self._epoch_batches(train_pool, stage, self.config.group_size(stage), index, 0))
         optimizer = build_optimizer(self.policy, stage.lr, stage.weight_decay, stage.adam_eps)
         scheduler = warmup_cosine(optimizer, stage.warmup_iterations, iterations * stage.max_epochs, stage.min_lr_ratio)
         cfg = self.model.config
@@ -309,8 +312,7 @@ class _Runner:
         run, state = self.stage_run, self.state
         stage, epoch = run.config, state["epoch"]
         apply_unfreeze(self.model, stage.unfreeze.group_at(epoch))
-        group = self.config.impo.group_size if self.config.impo.advantage == "group" else 1
-        batches = self._epoch_batches(run.train_pool, stage, group, run.index, epoch)
+        batches = self._epoch_batches(run.train_pool, stage, self.config.group_size(stage), run.index, epoch)
         if epoch == 0 and state["iteration"] == 0 and self.config.eval.before_stage:
             self._evaluate(run, 0)  # the baseline (it draws from no training generator: resume-safe)
         bar = self._bar(run, epoch, len(batches))
@@ -347,16 +349,21 @@ class _Runner:
                                    teacher_forcing=stage.teacher_forcing,
                                    max_interaction_len=self._interaction_len(stage), final_write=stage.random_resets,
                                    branch=self.config.impo.branch)
+        dmpo = stage.algorithm == "dmpo"
+        if dmpo:
+            settings = dmpo_rollout_settings(self.config.dmpo, settings)
         rollout = collect_rollout(
             self.policy, env, self.reward_filter, settings, pad_id=self.tokenizer.pad_id, eos_id=self.tokenizer.eos_id,
             start_stm=start, reset=reset, memory_generator=self.generators["memory"],
-            sample_generator=self.generators["sample"], reference_model=self.reference, autocast=self.autocast,
+            sample_generator=self.generators["sample"], reference_model=None if dmpo else self.reference,
+            autocast=self.autocast,
         )
         if rollout.final_stm is not None:
             run.carry.stm.copy_(rollout.final_stm.detach())
             run.carry.valid.fill_(True)
         metrics = rollout_metrics(rollout)
-        metrics.update(self.trainer.update(rollout, run.optimizer, self.generators["update"]))
+        trainer = self.dmpo if dmpo else self.trainer
+        metrics.update(trainer.update(rollout, run.optimizer, self.generators["update"]))
         distributed.check_in_sync([*self.policy.parameters()], f"MRL iteration {state['global_iteration'] + 1}")
         with warnings.catch_warnings():
             # the schedule counts iterations, also those whose update was skipped (non-finite)

@@ -2,9 +2,11 @@
 `[[warmstart]]` stages, then `[[stage]]` MRL stages whose episodes grow longer.
 
 Loading is strict and happens before any work: an unknown, missing or mistyped key, or a broken rule, is a
-`ConfigError` naming the file and the key (`stage[2].unfreeze.encoder`). Three conveniences are resolved at
+`ConfigError` naming the file and the key (`stage[2].unfreeze.encoder`). Four conveniences are resolved at
 load time, so the saved resolved curriculum (`RUN_DIR/curriculum.json`) is explicit:
 
+- `extends = "cpu-demo.toml"` (relative to the file) starts from another curriculum: its tables merge key by
+  key with this file's, and this file's arrays (`[[stage]]`, `[[warmstart]]`) replace the base's.
 - `[data]` holds defaults for every stage; a stage's own `[stage.data]` keys win.
 - `steps = [1, 2, 4, 8, 16]` in one `[[stage]]` expands into one stage per entry with the same settings.
   An entry of 1 follow-up always uses the `single` strategy (the only one defined for 1 step).
@@ -23,6 +25,7 @@ from rxmrl.config import from_dict, load_toml, merge, parse_overrides, to_dict
 from rxmrl.errors import ConfigError
 from rxmrl.policy.critic import CriticConfig
 from rxmrl.train.benchmark_config import BenchmarkConfig
+from rxmrl.train.dmpo_config import DmpoConfig
 from rxmrl.train.mrl_config import ImpoConfig
 
 RESOLVED_FILE = "curriculum.json"
@@ -315,6 +318,10 @@ class StageConfig:
             evaluation scores every follow-up either way.
         generation (`GenerationConfig`, *optional*):
             Sampling settings for collection.
+        algorithm (`str`, *optional*, defaults to `"impo"`):
+            The update of this stage: `"impo"` (PPO-style, the `[impo]` table) or `"dmpo"` (memory-aware
+            preference pairs, the `[dmpo]` table; its `pairs` decides what is written to memory, so
+            `teacher_forcing` must stay false).
     """
 
     steps: int | list[int]
@@ -337,6 +344,7 @@ class StageConfig:
     teacher_forcing: bool = False
     reward_intermediate: bool = True
     generation: GenerationConfig = field(default_factory=GenerationConfig)
+    algorithm: Literal["impo", "dmpo"] = "impo"
 
     def __post_init__(self) -> None:
         schedule = self.steps if isinstance(self.steps, list) else [self.steps]
@@ -365,6 +373,8 @@ class StageConfig:
             raise ConfigError(f"reset_prob: must be in [0, 1], got {self.reset_prob}")
         if self.reset_from_epoch < 0:
             raise ConfigError(f"reset_from_epoch: must not be negative, got {self.reset_from_epoch}")
+        if self.algorithm == "dmpo" and self.teacher_forcing:
+            raise ConfigError("teacher_forcing: a dmpo stage writes what dmpo.pairs accepts; leave it false")
 
     # ---- resolved views (only valid on expanded stages, whose `steps` is an int) ----
     @property
@@ -469,7 +479,7 @@ class CurriculumConfig:
             run must use the same count for bit-identical results.
         log_every (`int`, *optional*, defaults to `1`):
             Iterations between metric rows.
-        model, tokenizer, data, reward, critic, impo, eval, checkpoint:
+        model, tokenizer, data, reward, critic, impo, dmpo, eval, checkpoint:
             The sub-tables documented with their classes.
         warmstart (`list[dict]`, *optional*, defaults to `[]`):
             `[[warmstart]]` supervised stages run first (each a `WarmStartConfig`).
@@ -491,6 +501,7 @@ class CurriculumConfig:
     reward: RewardSource = field(default_factory=RewardSource)
     critic: CriticConfig = field(default_factory=CriticConfig)
     impo: ImpoConfig = field(default_factory=ImpoConfig)
+    dmpo: DmpoConfig = field(default_factory=DmpoConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     warmstart: list[dict[str, Any]] = field(default_factory=list)
@@ -505,11 +516,22 @@ class CurriculumConfig:
             raise ConfigError(f"threads: must be 0 (torch's default) or more, got {self.threads}")
         if self.log_every < 1:
             raise ConfigError(f"log_every: must be at least 1, got {self.log_every}")
-        if self.impo.advantage == "group":
-            for i, stage in enumerate(self.stage):
-                if stage.batch_size % self.impo.group_size != 0:
-                    raise ConfigError(f"stage[{i}].batch_size: {stage.batch_size} is not a multiple of "
-                                      f"impo.group_size = {self.impo.group_size} (advantage 'group')")
+        for i, stage in enumerate(self.stage):
+            group = self.group_size(stage)
+            if stage.batch_size % group != 0:
+                name, why = ("dmpo", "pairs 'sampled'") if stage.algorithm == "dmpo" else ("impo", "advantage 'group'")
+                raise ConfigError(f"stage[{i}].batch_size: {stage.batch_size} is not a multiple of "
+                                  f"{name}.group_size = {group} ({why})")
+
+    def group_size(self, stage: StageConfig) -> int:
+        """Rollouts per distinct episode in a batch of `stage`: the group its update compares."""
+        if stage.algorithm == "dmpo":
+            return self.dmpo.group_size if self.dmpo.pairs == "sampled" else 1
+        return self.impo.group_size if self.impo.advantage == "group" else 1
+
+    def uses_reference(self) -> bool:
+        """Whether MRL needs the frozen reference model (IMPO's KL term, or any DMPO stage)."""
+        return self.impo.kl_ref_coef > 0 or any(stage.algorithm == "dmpo" for stage in self.stage)
 
     def expanded_stages(self) -> list[StageConfig]:
         """One stage per follow-up count: `steps = [1, 2, 4]` gives three stages."""
@@ -526,7 +548,7 @@ class CurriculumConfig:
 def load_curriculum(path: str | Path, overrides: list[str] | tuple[str, ...] = (), *,
                     seed: int | None = None) -> CurriculumConfig:
     """Read, override (`--set`), resolve and validate a curriculum TOML. `seed` (`--seed`) wins over the file."""
-    raw = apply_overrides(load_toml(path), parse_overrides(list(overrides)), source=str(path))
+    raw = apply_overrides(read_extended(path), parse_overrides(list(overrides)), source=str(path))
     reward = raw.get("reward")
     if isinstance(reward, dict) and "spec" in reward and "composite" in reward:
         raise ConfigError(f"{path}: [reward] has both spec = {reward['spec']!r} and an inline [reward.composite]; "
@@ -534,6 +556,21 @@ def load_curriculum(path: str | Path, overrides: list[str] | tuple[str, ...] = (
     if seed is not None:
         raw["seed"] = seed
     return curriculum_from_dict(raw, source=str(path))
+
+
+def read_extended(path: str | Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A curriculum TOML as a dict; with `extends = "base.toml"` (relative to the file), the base's dict with this
+    file's tables merged in: tables merge key by key, anything else (arrays such as `[[stage]]`) replaces."""
+    raw = load_toml(path)
+    base = raw.pop("extends", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: extends must be the path of a curriculum TOML, got {base!r}")
+    here = Path(path).resolve()
+    if here in chain:
+        raise ConfigError(f"{path}: extends runs in a circle ({' -> '.join(str(p) for p in (*chain, here))})")
+    return merge(read_extended(Path(path).parent / base, (*chain, here)), raw)
 
 
 def curriculum_from_dict(raw: dict[str, Any], *, source: str) -> CurriculumConfig:

@@ -206,7 +206,7 @@ class MrlTrainer:
         items = estimate.active.flatten().nonzero().squeeze(1)  # answers that carry a signal
         if self.agree(len(items) == 0):
             return {"train/nonfinite_skipped": float(self.guard.total)}
-        size = config.minibatch_size or len(items)
+        size = config.minibatch_size or max(1, len(items))  # a rank may hold none while others do
         actor = list(self.policy.model.parameters())
         critic = list(self.policy.critic.parameters())
         sums: dict[str, float] = defaultdict(float)
@@ -226,8 +226,8 @@ class MrlTrainer:
                         terms.total.backward()
                     if self.grad_hook is not None:
                         self.grad_hook(actor + critic)
-                    actor_norm = _clip([p for p in actor if p.grad is not None], config.max_grad_norm)
-                    critic_norm = _clip(critic, config.max_grad_norm)
+                    actor_norm = clip_gradients([p for p in actor if p.grad is not None], config.max_grad_norm)
+                    critic_norm = clip_gradients(critic, config.max_grad_norm)
                     ok = math.isfinite(actor_norm) and math.isfinite(critic_norm)
                     if ok:
                         optimizer.step()
@@ -254,7 +254,7 @@ class MrlTrainer:
         return metrics
 
 
-def _clip(parameters: list[torch.nn.Parameter], max_norm: float) -> float:
+def clip_gradients(parameters: list[torch.nn.Parameter], max_norm: float) -> float:
     """Clip in place (when max_norm > 0) and return the total gradient norm before clipping."""
     params = [p for p in parameters if p.grad is not None]
     if not params:

@@ -16,13 +16,15 @@ STM and, after every follow-up, all write the interaction of one of them, drawn 
 the group's answers are G samples from the *same* memory state, and a group baseline compares answers, not
 memories that diverged after the first answer (the Memory-R2 argument). Without it each rollout writes its
 own answer and the rollouts of an episode read different memories from the second follow-up on.
+With `branch_pick = "best"` (DMPO's sampled pairs) the group writes its best-rewarded answer instead of a
+random one (`best_in_group`), so the memory holds only accepted interactions.
 """
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -49,6 +51,7 @@ class RolloutSettings:
     final_write: bool = True  # also write the last interaction (only needed to carry the STM on)
     max_interaction_len: int | None = None  # longest interaction written to memory (None = no cut)
     branch: bool = False  # the rollouts of an episode share one memory (see the module docstring)
+    branch_pick: Literal["random", "best"] = "random"  # whose interaction a branching group writes
     # Decode through torch.compile (`Decoder.step(compiled=True)`). Off: on a CPU the first rollout compiles
     # for about a minute, and at batch 16 the compiled step was not faster than the eager one (BENCHMARKS.md).
     compile: bool = False
@@ -74,6 +77,8 @@ class Rollout:
     group_ids: torch.Tensor  # [B] rows with the same id are rollouts of the same episode
     final_stm: torch.Tensor | None  # [B, L, S, D] after the last write (None without `final_write`)
     ref_logprobs: torch.Tensor | None = None  # [B, T, N] of a frozen reference model
+    references: torch.Tensor | None = None  # [B, T, Na] the dataset's answers `a [EOS]`
+    reference_mask: torch.Tensor | None = None  # [B, T, Na]
     samples: list[dict[str, Any]] = field(default_factory=list)  # readable text of the first episodes
 
     @property
@@ -106,6 +111,16 @@ def branch_choice(group_ids: torch.Tensor, generator: torch.Generator | None) ->
     draws = torch.rand(group_ids.shape[0], generator=generator, device=group_ids.device)
     same_group = group_ids[:, None] == group_ids[None, :]  # [B, B]
     return torch.where(same_group, draws[None, :], torch.full_like(same_group, -1.0, dtype=draws.dtype)).argmax(1)
+
+
+def best_in_group(scores: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor:
+    """For each row, the row of its group with the highest score; the first such row among ties (the rows of a
+    group are exchangeable samples, so that is an unbiased pick). NaN scores lose to every number.
+    scores [B], group_ids [B] -> row indices [B]. `best_in_group(-scores, ...)` gives the lowest."""
+    keys = torch.nan_to_num(scores.double(), nan=-1e300, posinf=1e300, neginf=-1e300)
+    same_group = group_ids[:, None] == group_ids[None, :]  # [B, B]
+    # rows of other groups sit below any score, so a row always picks within its own group
+    return torch.where(same_group, keys[None, :], torch.full_like(keys, -torch.inf)[None, :]).argmax(1)
 
 
 def make_env(episodes: list[Episode], tokenizer: Any, reward: Any, *, steps: int, seed: int,
@@ -175,7 +190,7 @@ def collect_rollout(
 
     stm = write(stm, _tensor(obs["remember_ids"], device), _tensor(obs["remember_mask"], device))
     queries, answers, logprobs, values, rewards, rewarded = [], [], [], [], [], []
-    ref_logprobs, components = [], {}
+    ref_logprobs, components, references = [], {}, []
     samples = [dict(first=env.episodes[i].first, steps=[]) for i in range(min(keep_samples, batch))]
     for k in range(steps):
         query, query_mask = trim_padding(_tensor(obs["query_ids"], device), _tensor(obs["query_mask"], device))
@@ -215,6 +230,7 @@ def collect_rollout(
         values.append(step.values.float())
         rewards.append(step_rewards)
         rewarded.append(step_rewarded)
+        references.append(trim_padding(_tensor(info["reference_ids"], device), _tensor(info["reference_mask"], device)))
         for i, sample in enumerate(samples):
             sample["steps"].append(dict(query=env.episodes[i].follow_ups[k].query, generated=info["generated"][i],
                                         reference=info["reference"][i], reward=float(step_rewards[i])))
@@ -224,13 +240,17 @@ def collect_rollout(
         else:
             interaction = _tensor(info["interaction_ids"], device), _tensor(info["interaction_mask"], device)
             if settings.branch:
-                chosen = branch_choice(group_ids.to(device), sample_generator)
+                if settings.branch_pick == "best":
+                    chosen = best_in_group(step_rewards, group_ids).to(device)
+                else:
+                    chosen = branch_choice(group_ids.to(device), sample_generator)
                 interaction = interaction[0][chosen], interaction[1][chosen]
         stm = write(stm, *interaction, skip=k == steps - 1 and not settings.final_write)
 
     query_ids, query_masks = stack_padded(queries, pad_id)
     answer_ids, answer_masks = stack_padded(answers, pad_id)
     written_ids, written_masks = stack_padded(written, pad_id)
+    reference_ids, reference_masks = stack_padded(references, pad_id)
     width = answer_ids.shape[2]
     pad_cols = lambda t: torch.nn.functional.pad(t, (0, width - t.shape[1]))  # noqa: E731
     return Rollout(
@@ -251,4 +271,6 @@ def collect_rollout(
         final_stm=stm,
         ref_logprobs=torch.stack([pad_cols(lp) for lp in ref_logprobs], dim=1) if ref_logprobs else None,
         samples=samples,
+        references=reference_ids,
+        reference_mask=reference_masks,
     )
