@@ -106,6 +106,18 @@ def test_a_memory_only_control_freezes_the_decoder_and_the_encoder(tmp_path):
     assert bench.settings["control_trains"] == "memory"  # a rerun with the other control is refused
 
 
+def test_sampled_evaluation_uses_one_temperature_for_every_system_and_says_so(tmp_path):
+    from rxmrl.bench.retention import Sampling
+
+    common = dict(overrides=[], seeds=1, episodes=4, batch_size=4, control=False, control_lr=0.0, progress=False)
+    greedy = MrlGain("curricula/cpu-demo.toml", tmp_path / "ws", tmp_path / "a", **common)
+    sampled = MrlGain("curricula/cpu-demo.toml", tmp_path / "ws", tmp_path / "b", temperature=0.8, **common)
+    assert greedy._sampling() == Sampling() and sampled._sampling() == Sampling(greedy=False, temperature=0.8)
+    assert sampled.settings["temperature"] == 0.8
+    report = {"gains": {"cumulative-8": {}}, "systems": {"cumulative-8": {}}, "decoding": "sampled at temperature 0.8"}
+    assert "(held-out test episodes, sampled at temperature 0.8)" in summary_table(report)
+
+
 def test_a_tiny_benchmark_runs_then_continues_without_redoing_anything(tmp_path):
     warm = tmp_path / "warm"
     run_curriculum(load_curriculum("curricula/smoke.toml", TINY + ["warmstart=[]"]), warm, progress=False)

@@ -13,7 +13,9 @@ For each seed s, from the same warm-start model:
               what that table trains; `--control-trains memory` trains memory attention alone (decoder and
               encoder frozen), the parameters of an MRL stage that freezes them.
 Then every model (the warm start, each mrl-s and control-s, each also with its memory reset before every
-answer) answers the same held-out `test` episodes, greedily: `cumulative` episodes of 8 follow-ups (the RxT
+answer) answers the same held-out `test` episodes, greedily (or sampled at `--temperature`, the same
+random draws for every system, since a greedy answer that does not change can hide a shift in the policy):
+`cumulative` episodes of 8 follow-ups (the RxT
 paper's 8+1 protocol) and `long_range` episodes of 16 follow-ups (recall the first interaction after 15
 unrelated turns). Reported per system and episode set: mean reward, fact recall, and the last follow-up's
 reward and fact recall; per comparison (mrl − warm start, mrl − control, control − warm start) the per-seed
@@ -55,6 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="SMAT control learning rate (default: where the curriculum's last SMAT schedule ended)")
     parser.add_argument("--control-trains", choices=("all", "memory"), default="all",
                         help="what the SMAT control trains: what its table trains (all), or memory attention alone")
+    parser.add_argument("--temperature", type=float, default=0.0,
+                        help="evaluate with answers sampled at this temperature (default 0: greedy)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: a shared CPU)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -66,13 +70,16 @@ def run(args: argparse.Namespace) -> int:
 
     if args.seeds < 1 or args.episodes < 1 or args.batch_size < 1:
         raise ConfigError("--seeds, --episodes and --batch-size must be at least 1")
+    if args.temperature < 0:
+        raise ConfigError(f"--temperature: 0 (greedy) or more, got {args.temperature}")
     if not (args.warmstart / "tokenizer.json").is_file():
         raise ConfigError(f"--warmstart {args.warmstart}: not a model folder with a tokenizer.json")
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     bench = MrlGain(args.curriculum, args.warmstart, args.out, overrides=args.set, seeds=args.seeds,
                     episodes=args.episodes, batch_size=args.batch_size, control=not args.no_control,
-                    control_lr=args.control_lr, control_trains=args.control_trains, progress=not args.no_progress)
+                    control_lr=args.control_lr, control_trains=args.control_trains, temperature=args.temperature,
+                    progress=not args.no_progress)
     report = bench.run()
     print(summary_table(report))
     return 0
@@ -83,18 +90,18 @@ class MrlGain:
 
     def __init__(self, curriculum: str | Path, warmstart: Path, out: Path, *, overrides: list[str], seeds: int,
                  episodes: int, batch_size: int, control: bool, control_lr: float, progress: bool,
-                 control_trains: str = "all") -> None:
+                 control_trains: str = "all", temperature: float = 0.0) -> None:
         from rxmrl.train.curriculum_config import load_curriculum
 
         self.base = load_curriculum(curriculum, overrides)
         self.warmstart, self.out = warmstart.resolve(), out
         self.seeds, self.episodes, self.batch_size = list(range(seeds)), episodes, batch_size
         self.control, self.control_lr, self.control_trains = control, control_lr, control_trains
-        self.progress = progress
+        self.progress, self.temperature = progress, temperature
         self.settings = {"curriculum": str(Path(curriculum).resolve()), "overrides": list(overrides),
                          "warmstart": str(self.warmstart), "seeds": seeds, "episodes": episodes,
                          "batch_size": batch_size, "control": control, "control_lr": control_lr,
-                         "control_trains": control_trains}
+                         "control_trains": control_trains, "temperature": temperature}
 
     def run(self) -> dict[str, Any]:
         self._claim_folder()
@@ -104,6 +111,7 @@ class MrlGain:
                 self._control(seed, stage_seconds)
         results = {name: self._evaluate(name, folder) for name, folder in self._systems().items()}
         report = gain_report(results, self.seeds, self.control)
+        report["decoding"] = f"sampled at temperature {self.temperature:g}" if self.temperature else "greedy"
         report["settings"] = {**self.settings, "training": self._training_records()}
         _write_json(self.out / "gain.json", report)
         _write_text(self.out / "summary.md", summary_table(report))
@@ -228,12 +236,19 @@ class MrlGain:
             episodes = select_benchmark_episodes(None, None, "test", steps, strategy, self.episodes, 0)
             started = time.perf_counter()
             results = run_retention(rxt_systems(model, tokenizer, "memory"), episodes, build_reward(self.base),
-                                    batch_size=self.batch_size, seed=0, **self._limits())
+                                    batch_size=self.batch_size, seed=0, sampling=self._sampling(), **self._limits())
             results = {k.replace("memory_memory_reset", "memory_reset"): v for k, v in results.items()}
             results["seconds"] = round(time.perf_counter() - started, 1)
             _write_json(path, results)
             out[set_name] = results
         return out
+
+    def _sampling(self) -> Any:
+        from rxmrl.bench.retention import Sampling
+
+        if self.temperature == 0:
+            return Sampling()
+        return Sampling(greedy=False, temperature=self.temperature)
 
     def _limits(self) -> dict[str, int]:
         last = self.base.expanded_stages()[-1]
@@ -312,7 +327,7 @@ def summary_table(report: dict[str, Any]) -> str:
     """Markdown: per episode set, each comparison's mean gain [95% CI] for each figure."""
     lines = []
     for set_name, gains in report["gains"].items():
-        lines += [f"### {set_name} (held-out test episodes, greedy)", "",
+        lines += [f"### {set_name} (held-out test episodes, {report.get('decoding', 'greedy')})", "",
                   "| system | mean reward | fact recall | last-step reward | last-step fact recall |",
                   "|---|---|---|---|---|"]
         for name, views in report["systems"][set_name].items():
