@@ -30,7 +30,7 @@ def parts():
 def make_policy(tokenizer, seed=0):
     torch.manual_seed(seed)
     model = RxT(load_preset("rxt-tiny", vocab_size=tokenizer.vocab_size, max_seq_len=160)).eval()
-    return RxTPolicy(model, CriticConfig(dim=16, layers=1, heads=2, ffn_dim=32)).eval()
+    return RxTPolicy(model, CriticConfig(dim=16, layers=1, heads=2, ffn_dim=32), pad_id=tokenizer.pad_id).eval()
 
 
 def rollout_for(policy, tokenizer, episodes, reward=None, seed=0):

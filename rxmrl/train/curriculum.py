@@ -212,7 +212,7 @@ class _Runner:
         seed = self.config.seed
         torch.manual_seed(derive_seed(seed, "mrl"))  # the critic's initial weights
         model = self.model.to(self.device)
-        self.policy = RxTPolicy(model, self.config.critic).to(self.device)
+        self.policy = RxTPolicy(model, self.config.critic, pad_id=self.tokenizer.pad_id).to(self.device)
         distributed.broadcast_module(self.policy.critic)
         self.policy.eval()  # no dropout: the update's log-probs must equal the rollout's
         self.reference = self._reference_model(fresh) if self.config.uses_reference() else None
