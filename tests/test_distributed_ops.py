@@ -122,9 +122,9 @@ def _check_mrl_update_with_uneven_answers_and_a_nan(rank: int) -> None:
     from test_train_update import make_policy, rollout_for
 
     from rxmrl.data import synthesize_episodes, train_tokenizer
-    from rxmrl.train.curriculum_config import LearningRates
     from rxmrl.train.mrl_config import ImpoConfig
     from rxmrl.train.mrl_trainer import MrlTrainer, build_optimizer
+    from rxmrl.train.optim_config import LearningRates
 
     os.environ[distributed.CHECK_SYNC_ENV] = "1"
     texts = [t for e in synthesize_episodes(60, steps=2, strategy="cumulative", seed=2) for i in e.interactions

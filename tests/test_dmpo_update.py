@@ -10,11 +10,11 @@ from rxmrl.data import synthesize_episodes, train_tokenizer
 from rxmrl.model import RxT, load_preset
 from rxmrl.policy import CriticConfig, RxTPolicy
 from rxmrl.tokens import trim_padding
-from rxmrl.train.curriculum_config import LearningRates
 from rxmrl.train.dmpo_config import DmpoConfig
 from rxmrl.train.dmpo_trainer import DmpoTrainer, dmpo_rollout_settings, preference_pairs
 from rxmrl.train.guard import NonFiniteGuard, tolerant_reward
 from rxmrl.train.mrl_trainer import build_optimizer
+from rxmrl.train.optim_config import LearningRates
 from rxmrl.train.rollout import Rollout, RolloutSettings, best_in_group, collect_rollout, make_env
 
 

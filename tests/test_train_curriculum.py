@@ -168,7 +168,7 @@ def test_a_learning_rate_that_breaks_the_weights_names_the_checkpoint_before_it_
     from dataclasses import replace
 
     from rxmrl.cli import main
-    from rxmrl.train.curriculum_config import LearningRates
+    from rxmrl.train.optim_config import LearningRates
 
     config = load_curriculum("curricula/smoke.toml", TINY + ["stage.0.steps=[1]", "eval.before_stage=false",
                                                              "checkpoint.every_iterations=1",

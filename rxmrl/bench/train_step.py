@@ -52,10 +52,10 @@ def run(args: argparse.Namespace) -> int:
     from rxmrl.model import RxT, load_preset
     from rxmrl.policy import RxTPolicy
     from rxmrl.reward import get_reward
-    from rxmrl.train.curriculum_config import LearningRates
     from rxmrl.train.guard import tolerant_reward
     from rxmrl.train.mrl_config import ImpoConfig
     from rxmrl.train.mrl_trainer import MrlTrainer, build_optimizer
+    from rxmrl.train.optim_config import LearningRates
     from rxmrl.train.rollout import RolloutSettings, collect_rollout, make_env
 
     if min(args.batch, args.steps, args.answer_tokens, args.repeats) < 1:
