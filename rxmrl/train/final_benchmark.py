@@ -141,7 +141,7 @@ def _measure(config: CurriculumConfig, run_dir: Path, reward: Any, progress: boo
     if bench.stateless:
         baseline, timings["baseline_training_s"] = _baseline(config, run_dir, systems["rxt"].model.config, tokenizer,
                                                           progress)
-        from rxmrl.bench.baseline_system import StatelessSystem
+        from rxmrl.baseline.system import StatelessSystem
 
         systems["stateless"] = StatelessSystem.from_folder(baseline, device=str(device))
 
@@ -204,8 +204,8 @@ def _measure_long_range(config: CurriculumConfig, run_dir: Path, reward: Any) ->
 def _baseline(config: CurriculumConfig, run_dir: Path, rxt_config: Any, tokenizer: Any,
               progress: bool) -> tuple[Path, float]:
     """The stateless baseline folder: trained on the run's training episodes unless already there."""
-    from rxmrl.bench.baseline_model import is_baseline_dir
-    from rxmrl.bench.baseline_train import train_baseline
+    from rxmrl.baseline.model import is_baseline_dir
+    from rxmrl.baseline.train import train_baseline
 
     folder = run_dir / BENCHMARK_DIR / BASELINE_DIR
     if is_baseline_dir(folder):
