@@ -216,7 +216,7 @@ def test_distributed_checkpoint_refuses_another_world_size(tmp_path):
 def test_epoch_batches_are_dealt_out_so_ranks_share_one_pass():
     from types import SimpleNamespace
 
-    from rxmrl.train.curriculum import epoch_batches
+    from rxmrl.recipes.curriculum import epoch_batches
 
     pool = list(range(40))
     stage = SimpleNamespace(batch_size=8, episodes_per_epoch=24)  # 12 batches of 2 episodes x 4 rollouts

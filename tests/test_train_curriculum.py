@@ -14,9 +14,9 @@ import torch
 from safetensors.torch import load_file
 
 from rxmrl.errors import CheckpointError, TrainingError
+from rxmrl.recipes.curriculum import run_curriculum
+from rxmrl.recipes.curriculum_config import load_curriculum
 from rxmrl.train.checkpoint import latest_checkpoint, load_checkpoint
-from rxmrl.train.curriculum import run_curriculum
-from rxmrl.train.curriculum_config import load_curriculum
 from rxmrl.train.tracking import read_metrics
 
 # The smoke curriculum, shrunk to seconds: no warm start, one epoch of 2 iterations per stage.

@@ -6,7 +6,7 @@
     [benchmark.baseline]   # how the stateless baseline is trained (rxmrl.baseline.train.BaselineTraining)
     steps = 200
 
-Systems compared (see `rxmrl.train.final_benchmark`): the final model (`rxt`), its memory ablation
+Systems compared (see `rxmrl.recipes.final_benchmark`): the final model (`rxt`), its memory ablation
 (`rxt_memory_reset`), the model as the warm-start stages left it (`warmstart_only`, with its own ablation) and a
 stateless decoder-only baseline trained on the same training episodes (`stateless`).
 """

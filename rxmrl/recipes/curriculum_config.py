@@ -24,7 +24,7 @@ from typing import Any, Literal
 from rxmrl.config import from_dict, load_toml, merge, parse_overrides, to_dict
 from rxmrl.errors import ConfigError
 from rxmrl.policy.critic import CriticConfig
-from rxmrl.train.benchmark_config import BenchmarkConfig
+from rxmrl.recipes.benchmark_config import BenchmarkConfig
 from rxmrl.train.dmpo_config import DmpoConfig
 from rxmrl.train.mrl_config import ImpoConfig
 from rxmrl.train.optim_config import LearningRates
