@@ -4,8 +4,8 @@ stopping at EOS like the RxT's generator."""
 import pytest
 import torch
 
-from rxmrl.bench.baseline_generation import decode_step, generate_stateless, left_pad, prefill
-from rxmrl.bench.baseline_model import build_stateless_model, stateless_config
+from rxmrl.baseline.generation import decode_step, generate_stateless, left_pad, prefill
+from rxmrl.baseline.model import build_stateless_model, stateless_config
 from rxmrl.model import load_preset
 
 

@@ -5,9 +5,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from rxmrl.bench.baseline_grpo import BaselineGrpo, grpo_finetune, grpo_rows, interaction_text, prompt_text_ids_match
-from rxmrl.bench.baseline_model import build_stateless_model, save_baseline, stateless_config
-from rxmrl.bench.baseline_tokenizer import to_hf_tokenizer
+from rxmrl.baseline.grpo import BaselineGrpo, grpo_finetune, grpo_rows, interaction_text, prompt_text_ids_match
+from rxmrl.baseline.model import build_stateless_model, save_baseline, stateless_config
+from rxmrl.baseline.tokenizer import to_hf_tokenizer
 from rxmrl.data import Episode, Interaction, synthesize_episodes, train_tokenizer
 from rxmrl.model import load_preset
 from rxmrl.reward.base import RewardOutput

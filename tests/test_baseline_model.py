@@ -4,7 +4,7 @@ import pytest
 import torch
 import transformers
 
-from rxmrl.bench.baseline_model import (
+from rxmrl.baseline.model import (
     build_stateless_model,
     count_parameters,
     load_baseline,
@@ -12,8 +12,8 @@ from rxmrl.bench.baseline_model import (
     save_baseline,
     stateless_config,
 )
-from rxmrl.bench.baseline_render import IGNORE_INDEX, sft_example, stateless_prompt
-from rxmrl.bench.baseline_tokenizer import to_hf_tokenizer
+from rxmrl.baseline.render import IGNORE_INDEX, sft_example, stateless_prompt
+from rxmrl.baseline.tokenizer import to_hf_tokenizer
 from rxmrl.cli import main
 from rxmrl.data import Episode, Interaction, Tokenizer, synthesize_episodes, train_tokenizer
 from rxmrl.errors import CheckpointError

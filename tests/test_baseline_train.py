@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rxmrl.bench.baseline_model import build_stateless_model, load_baseline, stateless_config
-from rxmrl.bench.baseline_render import IGNORE_INDEX, sft_example
+from rxmrl.baseline.model import build_stateless_model, load_baseline, stateless_config
+from rxmrl.baseline.render import IGNORE_INDEX, sft_example
 from rxmrl.cli import main
 from rxmrl.data import synthesize_episodes, train_tokenizer
 from rxmrl.model import RxT, load_preset

@@ -4,8 +4,8 @@ import json
 
 import torch
 
-from rxmrl.bench.baseline_generation import generate_stateless
-from rxmrl.bench.baseline_model import build_stateless_model, stateless_config
+from rxmrl.baseline.generation import generate_stateless
+from rxmrl.baseline.model import build_stateless_model, stateless_config
 from rxmrl.bench.latency import _Clock, rxt_turn, stateless_turn
 from rxmrl.cli import main
 from rxmrl.model import RxT, load_preset

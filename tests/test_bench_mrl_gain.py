@@ -6,11 +6,11 @@ import math
 
 import pytest
 
-from rxmrl.bench.mrl_gain import MrlGain, gain_report, stage_seconds, summary_table, system_metrics
 from rxmrl.bench.stats import mean_ci, t_quantile_975
 from rxmrl.errors import ConfigError
-from rxmrl.train.curriculum import run_curriculum
-from rxmrl.train.curriculum_config import load_curriculum
+from rxmrl.recipes.curriculum import run_curriculum
+from rxmrl.recipes.curriculum_config import load_curriculum
+from rxmrl.recipes.mrl_gain import MrlGain, gain_report, stage_seconds, summary_table, system_metrics
 
 TINY = [
     "tokenizer.train_episodes=60",

@@ -6,10 +6,10 @@ import json
 import pytest
 import torch
 
-from rxmrl.bench import baseline_system
-from rxmrl.bench.baseline_model import build_stateless_model, save_baseline, stateless_config
-from rxmrl.bench.baseline_system import StatelessSystem
-from rxmrl.bench.baseline_tokenizer import to_hf_tokenizer
+from rxmrl.baseline import system as baseline_system
+from rxmrl.baseline.model import build_stateless_model, save_baseline, stateless_config
+from rxmrl.baseline.system import StatelessSystem
+from rxmrl.baseline.tokenizer import to_hf_tokenizer
 from rxmrl.bench.retention import RxTSystem, Sampling, fact_recall_score, run_retention, rxt_systems
 from rxmrl.cli import main
 from rxmrl.data import Episode, Interaction, synthesize_episodes, train_tokenizer

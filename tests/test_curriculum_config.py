@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rxmrl.errors import ConfigError
-from rxmrl.train.curriculum_config import (
+from rxmrl.recipes.curriculum_config import (
     UnfreezeConfig,
     apply_overrides,
     load_curriculum,

@@ -7,11 +7,11 @@ import pytest
 
 from rxmrl.errors import ConfigError
 from rxmrl.model import load_preset
-from rxmrl.train.curriculum_config import curriculum_from_dict, load_curriculum
-from rxmrl.train.final_benchmark import (
+from rxmrl.recipes.curriculum_config import curriculum_from_dict, load_curriculum
+from rxmrl.recipes.final_benchmark import (
     benchmark_limits, check_benchmark_packages, run_final_benchmark, summary_table,
 )
-from rxmrl.train.setup import check_lengths
+from rxmrl.recipes.setup import check_lengths
 
 
 def minimal(**benchmark):

@@ -9,8 +9,8 @@ import torch
 from safetensors.torch import load_file
 
 from rxmrl.config import load_toml
-from rxmrl.train.curriculum import run_curriculum
-from rxmrl.train.curriculum_config import curriculum_from_dict, load_resolved
+from rxmrl.recipes.curriculum import run_curriculum
+from rxmrl.recipes.curriculum_config import curriculum_from_dict, load_resolved
 from rxmrl.train.tracking import read_metrics
 
 MEMORY_DATA = {"source": "synthetic", "examples": 24, "eval_examples": 4, "steps": 2, "strategy": "cumulative",

@@ -122,9 +122,9 @@ def _check_mrl_update_with_uneven_answers_and_a_nan(rank: int) -> None:
     from test_train_update import make_policy, rollout_for
 
     from rxmrl.data import synthesize_episodes, train_tokenizer
-    from rxmrl.train.curriculum_config import LearningRates
     from rxmrl.train.mrl_config import ImpoConfig
     from rxmrl.train.mrl_trainer import MrlTrainer, build_optimizer
+    from rxmrl.train.optim_config import LearningRates
 
     os.environ[distributed.CHECK_SYNC_ENV] = "1"
     texts = [t for e in synthesize_episodes(60, steps=2, strategy="cumulative", seed=2) for i in e.interactions
@@ -216,7 +216,7 @@ def test_distributed_checkpoint_refuses_another_world_size(tmp_path):
 def test_epoch_batches_are_dealt_out_so_ranks_share_one_pass():
     from types import SimpleNamespace
 
-    from rxmrl.train.curriculum import epoch_batches
+    from rxmrl.recipes.curriculum import epoch_batches
 
     pool = list(range(40))
     stage = SimpleNamespace(batch_size=8, episodes_per_epoch=24)  # 12 batches of 2 episodes x 4 rollouts

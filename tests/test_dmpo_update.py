@@ -9,13 +9,13 @@ import torch
 from rxmrl.data import synthesize_episodes, train_tokenizer
 from rxmrl.model import RxT, load_preset
 from rxmrl.policy import CriticConfig, RxTPolicy
-from rxmrl.train.curriculum_config import LearningRates
+from rxmrl.tokens import trim_padding
 from rxmrl.train.dmpo_config import DmpoConfig
 from rxmrl.train.dmpo_trainer import DmpoTrainer, dmpo_rollout_settings, preference_pairs
 from rxmrl.train.guard import NonFiniteGuard, tolerant_reward
 from rxmrl.train.mrl_trainer import build_optimizer
+from rxmrl.train.optim_config import LearningRates
 from rxmrl.train.rollout import Rollout, RolloutSettings, best_in_group, collect_rollout, make_env
-from rxmrl.train.tokens import trim_padding
 
 
 def answer_length(batch):
@@ -31,7 +31,7 @@ def setup():
     tokenizer = train_tokenizer(texts, 300)
     torch.manual_seed(0)
     model = RxT(load_preset("rxt-tiny", vocab_size=tokenizer.vocab_size, max_seq_len=160)).eval()
-    policy = RxTPolicy(model, CriticConfig(dim=16, layers=1, heads=2, ffn_dim=32)).eval()
+    policy = RxTPolicy(model, CriticConfig(dim=16, layers=1, heads=2, ffn_dim=32), pad_id=tokenizer.pad_id).eval()
     return episodes, tokenizer, policy
 
 

@@ -113,7 +113,7 @@ def test_rewards_outside_the_scale_are_clipped_counted_and_named():
 
 
 def test_a_reward_spec_beside_an_inline_composite_is_ambiguous():
-    from rxmrl.train.curriculum_config import load_curriculum
+    from rxmrl.recipes.curriculum_config import load_curriculum
 
     with pytest.raises(ConfigError, match=r"both spec = 'mrl-composite' and an inline \[reward.composite\]"):
         load_curriculum("curricula/smoke.toml", ["reward.spec=mrl-composite"])

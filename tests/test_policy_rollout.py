@@ -7,10 +7,10 @@ import torch
 from rxmrl.data import synthesize_episodes, train_tokenizer
 from rxmrl.model import RxT, load_preset
 from rxmrl.policy import CriticConfig, RxTPolicy
+from rxmrl.tokens import join_padded, trim_padding
 from rxmrl.train.guard import tolerant_reward
 from rxmrl.train.memory_replay import replay_memory
 from rxmrl.train.rollout import RolloutSettings, collect_rollout, end_at_first_pad, make_env
-from rxmrl.train.tokens import join_padded, trim_padding
 
 
 def word_overlap(batch):
@@ -30,7 +30,8 @@ def setup():
     tokenizer = train_tokenizer(texts, 300)
     torch.manual_seed(0)
     model = RxT(load_preset("rxt-tiny", vocab_size=tokenizer.vocab_size, max_seq_len=160)).eval()
-    policy = RxTPolicy(model, CriticConfig(dim=16, layers=1, heads=2, ffn_dim=32, with_interaction=True)).eval()
+    policy = RxTPolicy(model, CriticConfig(dim=16, layers=1, heads=2, ffn_dim=32, with_interaction=True),
+                       pad_id=tokenizer.pad_id).eval()
     return episodes, tokenizer, policy
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from rxmrl.cli import main
 from rxmrl.errors import ConfigError, OutputError
-from rxmrl.train.curriculum_config import load_curriculum, start_resolved
+from rxmrl.recipes.curriculum_config import load_curriculum, start_resolved
 from rxmrl.train.run_folder import absolute_paths, first_difference, run_lock
 
 

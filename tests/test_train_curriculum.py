@@ -14,9 +14,9 @@ import torch
 from safetensors.torch import load_file
 
 from rxmrl.errors import CheckpointError, TrainingError
+from rxmrl.recipes.curriculum import run_curriculum
+from rxmrl.recipes.curriculum_config import load_curriculum
 from rxmrl.train.checkpoint import latest_checkpoint, load_checkpoint
-from rxmrl.train.curriculum import run_curriculum
-from rxmrl.train.curriculum_config import load_curriculum
 from rxmrl.train.tracking import read_metrics
 
 # The smoke curriculum, shrunk to seconds: no warm start, one epoch of 2 iterations per stage.
@@ -168,7 +168,7 @@ def test_a_learning_rate_that_breaks_the_weights_names_the_checkpoint_before_it_
     from dataclasses import replace
 
     from rxmrl.cli import main
-    from rxmrl.train.curriculum_config import LearningRates
+    from rxmrl.train.optim_config import LearningRates
 
     config = load_curriculum("curricula/smoke.toml", TINY + ["stage.0.steps=[1]", "eval.before_stage=false",
                                                              "checkpoint.every_iterations=1",

@@ -10,10 +10,10 @@ import torch
 from rxmrl.data import synthesize_episodes, train_tokenizer
 from rxmrl.model import RxT, load_preset
 from rxmrl.policy import CriticConfig, RxTPolicy
-from rxmrl.train.curriculum_config import LearningRates
 from rxmrl.train.guard import tolerant_reward
 from rxmrl.train.mrl_config import ImpoConfig
 from rxmrl.train.mrl_trainer import MrlTrainer, build_optimizer, rollout_metrics
+from rxmrl.train.optim_config import LearningRates
 from rxmrl.train.rollout import RolloutSettings, collect_rollout, make_env
 from rxmrl.train.unfreeze import apply_unfreeze, parameter_groups, trainable_parameter_ids
 
@@ -30,7 +30,7 @@ def parts():
 def make_policy(tokenizer, seed=0):
     torch.manual_seed(seed)
     model = RxT(load_preset("rxt-tiny", vocab_size=tokenizer.vocab_size, max_seq_len=160)).eval()
-    return RxTPolicy(model, CriticConfig(dim=16, layers=1, heads=2, ffn_dim=32)).eval()
+    return RxTPolicy(model, CriticConfig(dim=16, layers=1, heads=2, ffn_dim=32), pad_id=tokenizer.pad_id).eval()
 
 
 def rollout_for(policy, tokenizer, episodes, reward=None, seed=0):

@@ -17,7 +17,7 @@ and an answer of exactly --answer-len tokens (greedy, no early EOS), at batch si
              generation    = the --answer-len - 1 further decoding steps with that cache.
 
 The stateless model is a Llama with at least the RxT decoder's active parameter count, the same width,
-layers, self-attention heads and vocabulary (`rxmrl.bench.baseline_model.stateless_config`); its context is
+layers, self-attention heads and vocabulary (`rxmrl.baseline.model.stateless_config`); its context is
 exactly turns x (query + answer) tokens. Every figure is the median over --repeats conversations, after one
 warm-up conversation; the two systems' turns are interleaved so that load from other processes on a shared
 machine hits both alike. Expected shape: RxT flat in the turn, stateless prompt phase growing with it.
@@ -98,7 +98,7 @@ def stateless_turn(model: Any, history: Any, query: Any, answer_len: int, clock:
     """One stateless turn: history [B, H] (all earlier turns), query [B, Tq] -> (times, history + this turn)."""
     import torch
 
-    from rxmrl.bench.baseline_generation import decode_step, prefill
+    from rxmrl.baseline.generation import decode_step, prefill
 
     prompt = torch.cat([history, query], dim=1)  # [B, H + Tq]
     start = clock.now()
@@ -137,7 +137,7 @@ def run_conversation(rxt: Any, stateless: Any, queries: list[Any], answer_len: i
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from rxmrl.bench.baseline_model import build_stateless_model, count_parameters, stateless_config
+    from rxmrl.baseline.model import build_stateless_model, count_parameters, stateless_config
     from rxmrl.errors import ConfigError
     from rxmrl.model import RxT, load_preset
 

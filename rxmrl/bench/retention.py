@@ -361,7 +361,7 @@ def run(args: argparse.Namespace) -> int:
     model, tokenizer = load_rxt(args.checkpoint, args.tokenizer, args.device)
     systems = rxt_systems(model, tokenizer, "rxt", memory_reset=not args.no_memory_reset)
     if args.baseline is not None:
-        from rxmrl.bench.baseline_system import StatelessSystem
+        from rxmrl.baseline.system import StatelessSystem
 
         systems["stateless"] = StatelessSystem.from_folder(args.baseline, device=args.device)
     for name, folder in compare.items():
@@ -403,7 +403,7 @@ def run(args: argparse.Namespace) -> int:
 
 def load_rxt(folder: Path, tokenizer_path: Path | None, device: str) -> tuple[Any, Any]:
     """An RxT checkpoint and its tokenizer (CheckpointError when the folder is a baseline or lacks one)."""
-    from rxmrl.bench.baseline_model import is_baseline_dir
+    from rxmrl.baseline.model import is_baseline_dir
     from rxmrl.data.tokenizer import Tokenizer
     from rxmrl.errors import CheckpointError
     from rxmrl.model import RxT

@@ -52,10 +52,10 @@ def run(args: argparse.Namespace) -> int:
     from rxmrl.model import RxT, load_preset
     from rxmrl.policy import RxTPolicy
     from rxmrl.reward import get_reward
-    from rxmrl.train.curriculum_config import LearningRates
     from rxmrl.train.guard import tolerant_reward
     from rxmrl.train.mrl_config import ImpoConfig
     from rxmrl.train.mrl_trainer import MrlTrainer, build_optimizer
+    from rxmrl.train.optim_config import LearningRates
     from rxmrl.train.rollout import RolloutSettings, collect_rollout, make_env
 
     if min(args.batch, args.steps, args.answer_tokens, args.repeats) < 1:
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     texts = [t for e in episodes for i in e.interactions for t in (i.query, i.answer)]
     tokenizer = train_tokenizer(texts, min(config.vocab_size, 2000))
     model = RxT(config).to(device).eval()
-    policy = RxTPolicy(model).to(device).eval()
+    policy = RxTPolicy(model, pad_id=tokenizer.pad_id).to(device).eval()
     env_reward, filtered = tolerant_reward(get_reward(args.reward))
     max_query = 32
     if max_query + args.answer_tokens + 1 > config.max_seq_len:

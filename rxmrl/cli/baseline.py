@@ -107,7 +107,7 @@ def _matched_config(args: argparse.Namespace):
 def run_info(args: argparse.Namespace) -> int:
     import torch
 
-    from rxmrl.bench.baseline_model import (
+    from rxmrl.baseline.model import (
         count_parameters,
         require_transformers,
         rxt_decoder_active_parameters,
@@ -138,7 +138,7 @@ def run_train(args: argparse.Namespace) -> int:
     import torch
 
     from rxmrl.atomic import check_output_dir
-    from rxmrl.bench.baseline_train import BaselineTraining, train_baseline
+    from rxmrl.baseline.train import BaselineTraining, train_baseline
     from rxmrl.data.tokenizer import Tokenizer
     from rxmrl.env.episodes import select_episodes
 
@@ -173,7 +173,7 @@ def run_grpo(args: argparse.Namespace) -> int:
     import torch
 
     from rxmrl.atomic import check_output_dir
-    from rxmrl.bench.baseline_grpo import BaselineGrpo, grpo_finetune
+    from rxmrl.baseline.grpo import BaselineGrpo, grpo_finetune
     from rxmrl.env.episodes import select_episodes
 
     check_output_dir(args.out, offer_overwrite=False)

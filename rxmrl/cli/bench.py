@@ -1,19 +1,20 @@
-"""`rxmrl bench NAME ...`: each benchmark is a module `rxmrl.bench.<name>` with `add_arguments(parser)`
-and `run(args) -> int`; its first docstring line is its help text."""
+"""`rxmrl bench NAME ...`: each benchmark is a module with `add_arguments(parser)` and `run(args) -> int`; its
+first docstring line is its help text. Most live in `rxmrl.bench`; `mrl-gain` runs whole curricula, so it is a
+recipe (`rxmrl.recipes.mrl_gain`)."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 
-# benchmark name on the command line -> module in rxmrl.bench
+# benchmark name on the command line -> its module
 BENCHMARKS = {
-    "generate": "generate",
-    "reward": "reward",
-    "train-step": "train_step",
-    "retention": "retention",
-    "latency": "latency",
-    "mrl-gain": "mrl_gain",
+    "generate": "rxmrl.bench.generate",
+    "reward": "rxmrl.bench.reward",
+    "train-step": "rxmrl.bench.train_step",
+    "retention": "rxmrl.bench.retention",
+    "latency": "rxmrl.bench.latency",
+    "mrl-gain": "rxmrl.recipes.mrl_gain",
 }
 
 
@@ -22,9 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bench = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
     for name, module_name in BENCHMARKS.items():
         try:
-            module = importlib.import_module(f"rxmrl.bench.{module_name}")
+            module = importlib.import_module(module_name)
         except ModuleNotFoundError as e:
-            if e.name == f"rxmrl.bench.{module_name}":
+            if e.name == module_name:
                 continue  # not built yet
             raise
         doc = (module.__doc__ or name).strip().splitlines()[0]

@@ -32,9 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from rxmrl.catalog import find_preset
     from rxmrl.errors import ConfigError
+    from rxmrl.recipes.curriculum import resolved_run, run_curriculum
+    from rxmrl.recipes.curriculum_config import load_curriculum
     from rxmrl.train import distributed
-    from rxmrl.train.curriculum import resolved_run, run_curriculum
-    from rxmrl.train.curriculum_config import load_curriculum
 
     if args.resume:
         if args.curriculum or args.seed is not None:
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
                               "file and --seed (--set may change learning rates only)")
         if args.out and Path(args.out).resolve() != Path(args.resume).resolve():
             raise ConfigError(f"--out {args.out} differs from --resume {args.resume}; a run resumes in its own folder")
-        from rxmrl.train.resume_changes import check_resume_overrides, resume_with_learning_rates
+        from rxmrl.recipes.resume_changes import check_resume_overrides, resume_with_learning_rates
 
         check_resume_overrides(args.overrides)
         run_dir = Path(args.resume)

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from rxmrl.policy.critic import CriticConfig, MemoryAwareCritic
-from rxmrl.train.tokens import join_padded
+from rxmrl.tokens import join_padded
 
 
 @dataclass
@@ -37,11 +37,15 @@ class PolicyEvaluation:
 
 
 class RxTPolicy(nn.Module):
-    """An RxT model (`self.model`) and its memory-aware critic (`self.critic`)."""
+    """An RxT model (`self.model`) and its memory-aware critic (`self.critic`).
 
-    def __init__(self, model: nn.Module, critic_config: CriticConfig | None = None) -> None:
+    `pad_id` is the tokenizer's padding id: the policy pads the critic's input (query + last interaction)
+    with it, so it must be the id the rest of the batch is padded with."""
+
+    def __init__(self, model: nn.Module, critic_config: CriticConfig | None = None, *, pad_id: int) -> None:
         super().__init__()
         self.model = model
+        self.pad_id = pad_id
         config = model.config
         self.critic = MemoryAwareCritic(
             critic_config or CriticConfig(),
@@ -75,7 +79,8 @@ class RxTPolicy(nn.Module):
         """The query, followed by the last written interaction when the critic reads it. -> [B, T] ids, mask."""
         if not self.critic.config.with_interaction or context is None:
             return query, query_mask
-        return join_padded(query, query_mask, context, context_mask, pad_id=0, max_len=self.critic.config.max_len)
+        return join_padded(query, query_mask, context, context_mask, pad_id=self.pad_id,
+                           max_len=self.critic.config.max_len)
 
     def value(
         self,

@@ -29,13 +29,13 @@ from typing import Any
 import torch
 
 from rxmrl.policy.rxt_policy import RxTPolicy
+from rxmrl.tokens import pad_to_width, trim_padding
 from rxmrl.train.dmpo import DmpoTerms, dmpo_loss
 from rxmrl.train.dmpo_config import DmpoConfig
 from rxmrl.train.guard import NonFiniteGuard, all_finite
 from rxmrl.train.memory_replay import replay_memory
 from rxmrl.train.mrl_trainer import clip_gradients
 from rxmrl.train.rollout import Rollout, RolloutSettings, best_in_group
-from rxmrl.train.tokens import pad_to_width, trim_padding
 
 
 def dmpo_rollout_settings(config: DmpoConfig, settings: RolloutSettings) -> RolloutSettings:

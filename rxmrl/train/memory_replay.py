@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import torch
 
-from rxmrl.train.tokens import trim_padding
+from rxmrl.tokens import trim_padding
 
 Write = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (stm, ids, mask) -> new stm
 

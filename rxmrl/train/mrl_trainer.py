@@ -17,14 +17,14 @@ from typing import Any
 import torch
 
 from rxmrl.policy.rxt_policy import RxTPolicy
+from rxmrl.tokens import trim_padding
 from rxmrl.train.advantages import Reduce, compute_advantages, consecutive_groups, normalize_advantages
-from rxmrl.train.curriculum_config import LearningRates
 from rxmrl.train.guard import NonFiniteGuard, all_finite
 from rxmrl.train.impo import ImpoTerms, impo_loss, memory_rmse
 from rxmrl.train.memory_replay import replay_memory
 from rxmrl.train.mrl_config import ImpoConfig
+from rxmrl.train.optim_config import LearningRates
 from rxmrl.train.rollout import Rollout
-from rxmrl.train.tokens import trim_padding
 from rxmrl.train.unfreeze import parameter_groups
 
 

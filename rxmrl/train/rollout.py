@@ -31,8 +31,8 @@ import torch
 
 from rxmrl.data.episode import Episode
 from rxmrl.policy.rxt_policy import RxTPolicy
+from rxmrl.tokens import join_padded, stack_padded, trim_padding
 from rxmrl.train.guard import NonFiniteRewardFilter
-from rxmrl.train.tokens import join_padded, stack_padded, trim_padding
 
 
 @dataclass

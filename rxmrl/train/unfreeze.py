@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rxmrl.train.curriculum_config import UNFREEZE_GROUPS
+from rxmrl.train.optim_config import UNFREEZE_GROUPS
 
 
 def _ids(params) -> set[int]:

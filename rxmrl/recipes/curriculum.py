@@ -38,20 +38,21 @@ from torch import nn
 from rxmrl.data.episode import Episode
 from rxmrl.errors import CheckpointError, ConfigError, TrainingError
 from rxmrl.policy.rxt_policy import RxTPolicy
+from rxmrl.recipes.curriculum_config import (RESOLVED_FILE, CurriculumConfig, StageConfig, start_resolved,
+                                             validate_warmstart)
+from rxmrl.recipes.final_benchmark import check_benchmark_packages
+from rxmrl.recipes.setup import (build_model, build_reward, build_tokenizer, check_lengths, resolve_device,
+                                 stage_episodes)
 from rxmrl.seeding import derive_seed
 from rxmrl.train import distributed
 from rxmrl.train.checkpoint import latest_checkpoint, load_run_checkpoint, save_run_checkpoint, set_aside_from
-from rxmrl.train.curriculum_config import (RESOLVED_FILE, CurriculumConfig, StageConfig, start_resolved,
-                                           validate_warmstart)
-from rxmrl.train.evaluation import evaluate_heldout, format_sample
-from rxmrl.train.final_benchmark import check_benchmark_packages
 from rxmrl.train.dmpo_trainer import DmpoTrainer, dmpo_rollout_settings
+from rxmrl.train.evaluation import evaluate_heldout, format_sample
 from rxmrl.train.guard import all_finite, tolerant_reward
 from rxmrl.train.mrl_trainer import MrlTrainer, build_optimizer, rollout_metrics
 from rxmrl.train.rollout import RolloutSettings, collect_rollout, make_env
 from rxmrl.train.run_folder import claim_run_folder, run_lock
 from rxmrl.train.schedule import set_base_learning_rates, warmup_cosine
-from rxmrl.train.setup import build_model, build_reward, build_tokenizer, check_lengths, resolve_device, stage_episodes
 from rxmrl.train.tracking import Tracker
 from rxmrl.train.unfreeze import apply_unfreeze
 
@@ -161,7 +162,7 @@ class _Runner:
         if latest is None:
             self._warm_start()
             if self.config.benchmark is not None and self.config.benchmark.warmstart_only and distributed.is_main():
-                from rxmrl.train.final_benchmark import save_warmstart_model
+                from rxmrl.recipes.final_benchmark import save_warmstart_model
 
                 save_warmstart_model(self.model, self.tokenizer, self.run_dir)
         self._start_mrl(fresh=latest is None)
@@ -187,7 +188,7 @@ class _Runner:
     def _final_benchmark(self) -> None:
         if self.config.benchmark is None or not distributed.is_main():
             return  # one process runs the benchmark (it is evaluation only)
-        from rxmrl.train.final_benchmark import run_final_benchmark
+        from rxmrl.recipes.final_benchmark import run_final_benchmark
 
         run_final_benchmark(self.config, self.run_dir, self.reward, progress=self.progress)
 
@@ -212,7 +213,7 @@ class _Runner:
         seed = self.config.seed
         torch.manual_seed(derive_seed(seed, "mrl"))  # the critic's initial weights
         model = self.model.to(self.device)
-        self.policy = RxTPolicy(model, self.config.critic).to(self.device)
+        self.policy = RxTPolicy(model, self.config.critic, pad_id=self.tokenizer.pad_id).to(self.device)
         distributed.broadcast_module(self.policy.critic)
         self.policy.eval()  # no dropout: the update's log-probs must equal the rollout's
         self.reference = self._reference_model(fresh) if self.config.uses_reference() else None
@@ -473,7 +474,7 @@ class _Runner:
 
 def resolved_run(run_dir: str | Path) -> CurriculumConfig:
     """The resolved curriculum of an existing run (for --resume)."""
-    from rxmrl.train.curriculum_config import load_resolved
+    from rxmrl.recipes.curriculum_config import load_resolved
 
     config = load_resolved(run_dir)
     if not (Path(run_dir) / "tokenizer.json").is_file():

@@ -14,7 +14,7 @@ import torch
 
 from rxmrl.data.episode import Episode
 from rxmrl.errors import ConfigError
-from rxmrl.train.curriculum_config import CurriculumConfig, MrlDataConfig, StageConfig
+from rxmrl.recipes.curriculum_config import CurriculumConfig, MrlDataConfig, StageConfig
 
 TOKENIZER_FILE = "tokenizer.json"
 
@@ -118,9 +118,9 @@ def build_reward(config: CurriculumConfig) -> Any:
 
     if config.reward.composite is None:
         return get_reward(config.reward.spec)
+    from rxmrl.recipes.curriculum_config import inline_reward_spec
     from rxmrl.reward.composite import CompositeReward
     from rxmrl.reward.registry import NamedReward
-    from rxmrl.train.curriculum_config import inline_reward_spec
 
     spec = inline_reward_spec(config.reward.composite, source="[reward.composite]")
     return NamedReward(spec.name, CompositeReward(spec), user_code=False)

@@ -3,10 +3,10 @@
     [benchmark]
     episodes = 64          # held-out episodes
     steps = 8              # follow-ups per episode
-    [benchmark.baseline]   # how the stateless baseline is trained (rxmrl.bench.baseline_train.BaselineTraining)
+    [benchmark.baseline]   # how the stateless baseline is trained (rxmrl.baseline.train.BaselineTraining)
     steps = 200
 
-Systems compared (see `rxmrl.train.final_benchmark`): the final model (`rxt`), its memory ablation
+Systems compared (see `rxmrl.recipes.final_benchmark`): the final model (`rxt`), its memory ablation
 (`rxt_memory_reset`), the model as the warm-start stages left it (`warmstart_only`, with its own ablation) and a
 stateless decoder-only baseline trained on the same training episodes (`stateless`).
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rxmrl.bench.baseline_train import BaselineTraining
+from rxmrl.baseline.train import BaselineTraining
 from rxmrl.errors import ConfigError
 
 STRATEGIES = ("single", "cumulative", "long_range", "mixed")

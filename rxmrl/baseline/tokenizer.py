@@ -6,14 +6,14 @@ original's settings) and names the same special tokens: [PAD] pad, [UNK] unk, [B
 
 One difference to know: `transformers` reads a special token's spelling inside a text ("[Q]") as that special
 token, while `rxmrl.data.Tokenizer` keeps it as text. The baseline's prompts and training rows are therefore
-built as ids by `rxmrl.bench.baseline_render`, never by formatting strings for the wrapper.
+built as ids by `rxmrl.baseline.render`, never by formatting strings for the wrapper.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from rxmrl.bench.baseline_model import require_transformers
+from rxmrl.baseline.model import require_transformers
 
 
 def to_hf_tokenizer(tokenizer: Any, model_max_length: int | None = None) -> Any:

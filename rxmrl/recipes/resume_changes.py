@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 
 from rxmrl.errors import ConfigError
-from rxmrl.train.curriculum_config import (RESOLVED_FILE, CurriculumConfig, apply_overrides, curriculum_from_dict,
-                                           save_resolved)
+from rxmrl.recipes.curriculum_config import (RESOLVED_FILE, CurriculumConfig, apply_overrides, curriculum_from_dict,
+                                             save_resolved)
 
 _LR_KEY = re.compile(r"^stage\.(\*|\d+)\.lr\.(decoder|encoder|memory_attention|critic)$")
 

@@ -1,6 +1,6 @@
 """Train the stateless baseline with TRL's `SFTTrainer` on episodes rendered as full-history conversations.
 
-The rows are built here as token ids with their labels (`rxmrl.bench.baseline_render.sft_example`), so TRL
+The rows are built here as token ids with their labels (`rxmrl.baseline.render.sft_example`), so TRL
 takes them as an already-processed dataset (`input_ids` + `labels`: no re-tokenizing, no truncation by TRL)
 and only pads, batches and optimises. Offline: `report_to="none"`, nothing is saved by the trainer itself
 (the folder is written once at the end, atomically, by `save_baseline`).
@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from rxmrl.bench.baseline_model import (
+from rxmrl.baseline.model import (
     build_stateless_model,
     count_parameters,
     require_transformers,
@@ -22,8 +22,8 @@ from rxmrl.bench.baseline_model import (
     save_baseline,
     stateless_config,
 )
-from rxmrl.bench.baseline_render import LOSS_ON, sft_example
-from rxmrl.bench.baseline_tokenizer import to_hf_tokenizer
+from rxmrl.baseline.render import LOSS_ON, sft_example
+from rxmrl.baseline.tokenizer import to_hf_tokenizer
 from rxmrl.data.episode import Episode
 from rxmrl.errors import ConfigError, DataError
 
@@ -37,7 +37,7 @@ class BaselineTraining:
     learning_rate: float = 1e-3
     warmup_steps: int = 10
     weight_decay: float = 0.0
-    loss_on: str = "follow_ups"  # see rxmrl.bench.baseline_render
+    loss_on: str = "follow_ups"  # see rxmrl.baseline.render
     context_len: int | None = None  # tokens the baseline reads at once (default: 9 RxT messages)
     max_message_len: int | None = None  # tokens per interaction (default: the RxT's max_seq_len)
     seed: int = 0

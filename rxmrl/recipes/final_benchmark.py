@@ -23,7 +23,7 @@ from typing import Any
 
 from rxmrl.atomic import atomic_write_text
 from rxmrl.errors import CheckpointError, ConfigError
-from rxmrl.train.curriculum_config import CurriculumConfig
+from rxmrl.recipes.curriculum_config import CurriculumConfig
 
 WARMSTART_FINAL = "warmstart-final"
 BENCHMARK_DIR = "benchmark"
@@ -51,7 +51,7 @@ def benchmark_limits(config: CurriculumConfig) -> dict[str, int]:
 
 def training_episodes(config: CurriculumConfig) -> list[Any]:
     """Every MRL stage's training episodes, in stage order: what the stateless baseline is trained on."""
-    from rxmrl.train.setup import stage_episodes
+    from rxmrl.recipes.setup import stage_episodes
 
     return [e for stage in config.expanded_stages()
             for e in stage_episodes(stage.data, stage, held_out=False, seed=config.seed)]
@@ -130,7 +130,7 @@ def _measure(config: CurriculumConfig, run_dir: Path, reward: Any, progress: boo
     """Train the baseline if asked (or reuse it), then run every system on the held-out episodes."""
     from rxmrl.bench.retention import Sampling, run_retention
     from rxmrl.data.tokenizer import Tokenizer
-    from rxmrl.train.setup import resolve_device
+    from rxmrl.recipes.setup import resolve_device
 
     bench = config.benchmark
     device = resolve_device(config.device)
@@ -141,7 +141,7 @@ def _measure(config: CurriculumConfig, run_dir: Path, reward: Any, progress: boo
     if bench.stateless:
         baseline, timings["baseline_training_s"] = _baseline(config, run_dir, systems["rxt"].model.config, tokenizer,
                                                           progress)
-        from rxmrl.bench.baseline_system import StatelessSystem
+        from rxmrl.baseline.system import StatelessSystem
 
         systems["stateless"] = StatelessSystem.from_folder(baseline, device=str(device))
 
@@ -169,7 +169,7 @@ def _rxt_systems(config: CurriculumConfig, run_dir: Path, tokenizer: Any) -> dic
     """The final model and (if asked) the warm-start-only one, each with its memory-reset ablation."""
     from rxmrl.bench.retention import rxt_systems
     from rxmrl.model import RxT
-    from rxmrl.train.setup import resolve_device
+    from rxmrl.recipes.setup import resolve_device
 
     device = resolve_device(config.device)
     systems = rxt_systems(RxT.from_pretrained(run_dir / FINAL, device=device).eval(), tokenizer, "rxt")
@@ -204,8 +204,8 @@ def _measure_long_range(config: CurriculumConfig, run_dir: Path, reward: Any) ->
 def _baseline(config: CurriculumConfig, run_dir: Path, rxt_config: Any, tokenizer: Any,
               progress: bool) -> tuple[Path, float]:
     """The stateless baseline folder: trained on the run's training episodes unless already there."""
-    from rxmrl.bench.baseline_model import is_baseline_dir
-    from rxmrl.bench.baseline_train import train_baseline
+    from rxmrl.baseline.model import is_baseline_dir
+    from rxmrl.baseline.train import train_baseline
 
     folder = run_dir / BENCHMARK_DIR / BASELINE_DIR
     if is_baseline_dir(folder):

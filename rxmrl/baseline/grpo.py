@@ -9,7 +9,7 @@ their group's mean; `beta = 0` (TRL's default) needs no reference model.
 
 Prompts are text for TRL: `[BOS][Q]q[A]a[EOS]...[BOS][Q]q[A]`. The wrapped tokenizer reads the special
 tokens' spellings as the special tokens and encodes each text piece with a leading space, which gives the same
-ids as `baseline_render` (checked by `prompt_text_ids_match`) as long as no text itself spells a special token.
+ids as `rxmrl.baseline.render` (checked by `prompt_text_ids_match`) as long as no text itself spells a special token.
 Unlike the benchmark's prompts, these are not cut per message (a long story stays whole).
 """
 
@@ -88,8 +88,8 @@ def grpo_finetune(baseline_dir: str | Path, episodes: list[Episode], reward: Any
         raise ConfigError("GRPO needs `trl` and `datasets`: pip install 'rxmrl[baseline]'") from None
     import torch
 
-    from rxmrl.bench.baseline_model import load_baseline, save_baseline
-    from rxmrl.bench.baseline_tokenizer import to_hf_tokenizer
+    from rxmrl.baseline.model import load_baseline, save_baseline
+    from rxmrl.baseline.tokenizer import to_hf_tokenizer
     from rxmrl.reward.trl_adapter import to_trl_reward
 
     model, tokenizer, info = load_baseline(baseline_dir)

@@ -2,7 +2,7 @@
 
 Its state is the history of each conversation as token ids (the first interaction, then every completed
 interaction with the baseline's *own* answers, as the RxT writes its own answers to memory). Each answer is
-generated from `history + [BOS][Q] q [A]` (`rxmrl.bench.baseline_render.stateless_prompt`); when that would
+generated from `history + [BOS][Q] q [A]` (`rxmrl.baseline.render.stateless_prompt`); when that would
 not fit the model's context with room for the answer, the oldest interactions are left out, and the number
 of prompts so cut is reported (`notes`).
 """
@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rxmrl.bench.baseline_generation import generate_stateless
-from rxmrl.bench.baseline_render import stateless_prompt
+from rxmrl.baseline.generation import generate_stateless
+from rxmrl.baseline.render import stateless_prompt
 
 
 @dataclass
@@ -35,7 +35,7 @@ class StatelessSystem:
 
     @classmethod
     def from_folder(cls, directory: str | Path, device: str = "cpu") -> StatelessSystem:
-        from rxmrl.bench.baseline_model import load_baseline
+        from rxmrl.baseline.model import load_baseline
 
         model, tokenizer, _ = load_baseline(directory, device=device)
         return cls(model, tokenizer)

@@ -91,7 +91,7 @@ class MrlGain:
     def __init__(self, curriculum: str | Path, warmstart: Path, out: Path, *, overrides: list[str], seeds: int,
                  episodes: int, batch_size: int, control: bool, control_lr: float, progress: bool,
                  control_trains: str = "all", temperature: float = 0.0) -> None:
-        from rxmrl.train.curriculum_config import load_curriculum
+        from rxmrl.recipes.curriculum_config import load_curriculum
 
         self.base = load_curriculum(curriculum, overrides)
         self.warmstart, self.out = warmstart.resolve(), out
@@ -141,7 +141,7 @@ class MrlGain:
 
     def mrl_config(self, seed: int) -> Any:
         """The curriculum's MRL stages starting from the warm-start model, with this seed."""
-        from rxmrl.train.curriculum_config import ModelSource, TokenizerSource
+        from rxmrl.recipes.curriculum_config import ModelSource, TokenizerSource
 
         return dataclasses.replace(
             self.base, seed=seed, warmstart=[], benchmark=None,
@@ -150,8 +150,8 @@ class MrlGain:
 
     def _mrl(self, seed: int) -> list[float]:
         """Train (or resume) MRL seed `seed`; returns the training seconds of each stage."""
+        from rxmrl.recipes.curriculum import resolved_run, run_curriculum
         from rxmrl.train.checkpoint import latest_checkpoint
-        from rxmrl.train.curriculum import resolved_run, run_curriculum
 
         record = self.out / "mrl" / f"seed-{seed}.json"
         if record.is_file():
@@ -223,7 +223,7 @@ class MrlGain:
     def _evaluate(self, name: str, folder: Path) -> dict[str, Any]:
         """{episode set: {"memory": summary, "memory_reset": summary}} of one model (cached per set)."""
         from rxmrl.bench.retention import load_rxt, run_retention, rxt_systems, select_benchmark_episodes
-        from rxmrl.train.setup import build_reward
+        from rxmrl.recipes.setup import build_reward
 
         out = {}
         for set_name, (strategy, steps) in EPISODE_SETS.items():

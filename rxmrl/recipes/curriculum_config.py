@@ -24,12 +24,12 @@ from typing import Any, Literal
 from rxmrl.config import from_dict, load_toml, merge, parse_overrides, to_dict
 from rxmrl.errors import ConfigError
 from rxmrl.policy.critic import CriticConfig
-from rxmrl.train.benchmark_config import BenchmarkConfig
+from rxmrl.recipes.benchmark_config import BenchmarkConfig
 from rxmrl.train.dmpo_config import DmpoConfig
 from rxmrl.train.mrl_config import ImpoConfig
+from rxmrl.train.optim_config import LearningRates
 
 RESOLVED_FILE = "curriculum.json"
-UNFREEZE_GROUPS = ("memory_attention", "decoder_cross_attention", "encoder", "everything")
 
 
 @dataclass
@@ -131,33 +131,6 @@ class MrlDataConfig:
 
     def subset_for(self, steps: int) -> str | None:
         return None if self.subset is None else self.subset.replace("{steps}", str(steps))
-
-
-@dataclass
-class LearningRates:
-    """
-    Learning rates of the four parameter groups (`[stage.lr]`).
-
-    Parameters:
-        decoder (`float`, *optional*, defaults to `5e-5`):
-            Decoder, shared embedding and LM head.
-        encoder (`float`, *optional*, defaults to `5e-5`):
-            Memory encoder.
-        memory_attention (`float`, *optional*, defaults to `1e-4`):
-            Memory attention (and a learned initial STM).
-        critic (`float`, *optional*, defaults to `1e-4`):
-            The critic.
-    """
-
-    decoder: float = 5e-5
-    encoder: float = 5e-5
-    memory_attention: float = 1e-4
-    critic: float = 1e-4
-
-    def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            if getattr(self, f.name) < 0:
-                raise ConfigError(f"{f.name}: a learning rate must not be negative, got {getattr(self, f.name)}")
 
 
 @dataclass
