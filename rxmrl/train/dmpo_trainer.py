@@ -20,7 +20,6 @@ The loop keeps `MrlTrainer`'s distributed hooks (`grad_hook`, `agree`, `split`) 
 from __future__ import annotations
 
 import contextlib
-import math
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,9 +31,9 @@ from rxmrl.policy.rxt_policy import RxTPolicy
 from rxmrl.tokens import pad_to_width, trim_padding
 from rxmrl.train.dmpo import DmpoTerms, dmpo_loss
 from rxmrl.train.dmpo_config import DmpoConfig
-from rxmrl.train.guard import NonFiniteGuard, all_finite
+from rxmrl.train.guard import NonFiniteGuard
 from rxmrl.train.memory_replay import replay_memory
-from rxmrl.train.mrl_trainer import clip_gradients
+from rxmrl.train.mrl_trainer import guarded_step
 from rxmrl.train.rollout import Rollout, RolloutSettings, best_in_group
 
 
@@ -180,20 +179,12 @@ class DmpoTrainer:
             order = torch.randperm(len(pairs), generator=generator)
             for chunk in self.split(order, size):
                 terms = self.minibatch_terms(rollout, pairs, chunk) if len(chunk) else None
-                ok = self.agree(terms is None or all_finite([terms.total]))
-                optimizer.zero_grad(set_to_none=True)
-                if ok:
-                    if terms is not None:
-                        terms.total.backward()
-                    if self.grad_hook is not None:
-                        self.grad_hook(actor)
-                    norm = clip_gradients(actor, config.max_grad_norm)
-                    ok = math.isfinite(norm)
-                    if ok:
-                        optimizer.step()
-                        sums["policy/grad_norm"] += norm
-                optimizer.zero_grad(set_to_none=True)
+                norms = guarded_step(optimizer, None if terms is None else terms.total, [actor],
+                                     config.max_grad_norm, agree=self.agree, grad_hook=self.grad_hook)
+                ok = norms is not None
                 self.guard.record(ok)
+                if ok:
+                    sums["policy/grad_norm"] += norms[0]
                 if ok and terms is not None:
                     steps_done += 1
                     for name, value in _term_metrics(terms).items():

@@ -219,22 +219,13 @@ class MrlTrainer:
                 terms = None
                 if len(chunk):
                     terms = self.minibatch_terms(rollout, chunk, advantages, estimate.returns, anchors)
-                ok = self.agree(terms is None or all_finite([terms.total]))
-                optimizer.zero_grad(set_to_none=True)
-                if ok:
-                    if terms is not None:
-                        terms.total.backward()
-                    if self.grad_hook is not None:
-                        self.grad_hook(actor + critic)
-                    actor_norm = clip_gradients([p for p in actor if p.grad is not None], config.max_grad_norm)
-                    critic_norm = clip_gradients(critic, config.max_grad_norm)
-                    ok = math.isfinite(actor_norm) and math.isfinite(critic_norm)
-                    if ok:
-                        optimizer.step()
-                        sums["policy/grad_norm"] += actor_norm
-                        sums["value/grad_norm"] += critic_norm
-                optimizer.zero_grad(set_to_none=True)
+                norms = guarded_step(optimizer, None if terms is None else terms.total, [actor, critic],
+                                     config.max_grad_norm, agree=self.agree, grad_hook=self.grad_hook)
+                ok = norms is not None
                 self.guard.record(ok)
+                if ok:
+                    sums["policy/grad_norm"] += norms[0]
+                    sums["value/grad_norm"] += norms[1]
                 if ok and terms is not None:
                     steps_done += 1
                     for name, value in _term_metrics(terms).items():
@@ -252,6 +243,31 @@ class MrlTrainer:
         active_advantages = estimate.advantages[estimate.active]
         metrics["policy/advantage_std"] = float(active_advantages.std()) if active_advantages.numel() > 1 else 0.0
         return metrics
+
+
+def guarded_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor | None,
+                 groups: list[list[torch.nn.Parameter]], max_norm: float, *, agree: Callable[[bool], bool],
+                 grad_hook: Callable[[list[torch.nn.Parameter]], None] | None) -> list[float] | None:
+    """One optimizer step that every rank takes or skips together: backward `loss` (None: a rank with no
+    minibatch adds zero gradients), average gradients (`grad_hook`), clip each group, step.
+
+    Returns each group's gradient norm before clipping, or None when the step was skipped because the loss
+    (on any rank) or a gradient norm was not finite. Gradients are cleared either way."""
+    ok = agree(loss is None or all_finite([loss]))
+    optimizer.zero_grad(set_to_none=True)
+    norms = None
+    if ok:
+        if loss is not None:
+            loss.backward()
+        if grad_hook is not None:
+            grad_hook([p for group in groups for p in group])
+        norms = [clip_gradients(group, max_norm) for group in groups]
+        if all(math.isfinite(n) for n in norms):
+            optimizer.step()
+        else:
+            norms = None
+    optimizer.zero_grad(set_to_none=True)
+    return norms
 
 
 def clip_gradients(parameters: list[torch.nn.Parameter], max_norm: float) -> float:
