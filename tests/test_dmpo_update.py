@@ -8,6 +8,7 @@ import torch
 
 from rxmrl.data import synthesize_episodes, train_tokenizer
 from rxmrl.model import RxT, load_preset
+from rxmrl.model.sampling import Sampling
 from rxmrl.policy import CriticConfig, RxTPolicy
 from rxmrl.tokens import trim_padding
 from rxmrl.train.dmpo_config import DmpoConfig
@@ -43,7 +44,7 @@ def collect(setup, config, policy=None, seed=0):
     env_reward, filtered = tolerant_reward(answer_length, "answer_length")
     env = make_env(grouped, tokenizer, env_reward, steps=3, seed=seed, max_query_len=40, max_answer_len=13,
                    max_interaction_len=160)
-    settings = dmpo_rollout_settings(config, RolloutSettings(max_new_tokens=12, temperature=1.5,
+    settings = dmpo_rollout_settings(config, RolloutSettings(max_new_tokens=12, sampling=Sampling(temperature=1.5),
                                                              max_interaction_len=160))
     return collect_rollout(policy, env, filtered, settings, pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id,
                            memory_generator=torch.Generator().manual_seed(seed),

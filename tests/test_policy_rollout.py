@@ -6,6 +6,7 @@ import torch
 
 from rxmrl.data import synthesize_episodes, train_tokenizer
 from rxmrl.model import RxT, load_preset
+from rxmrl.model.sampling import GREEDY, Sampling
 from rxmrl.policy import CriticConfig, RxTPolicy
 from rxmrl.tokens import join_padded, trim_padding
 from rxmrl.train.guard import tolerant_reward
@@ -148,8 +149,9 @@ def test_branching_gives_every_rollout_of_an_episode_the_same_memory(setup):
     grouped = [e for e in episodes[:2] for _ in range(4)]
     carried = torch.randn(8, *policy.initial_state(1).shape[1:])
     reset = torch.tensor([False, True] * 4)
-    plain = collect(setup, episodes=grouped, start_stm=carried, reset=reset, temperature=1.5)
-    rollout = collect(setup, episodes=grouped, start_stm=carried, reset=reset, temperature=1.5, branch=True)
+    hot = Sampling(temperature=1.5)
+    plain = collect(setup, episodes=grouped, start_stm=carried, reset=reset, sampling=hot)
+    rollout = collect(setup, episodes=grouped, start_stm=carried, reset=reset, sampling=hot, branch=True)
     ids = rollout.group_ids
     for group in ids.unique():
         rows = (ids == group).nonzero().squeeze(1)
@@ -204,8 +206,8 @@ def test_join_padded_concatenates_real_tokens():
 @pytest.mark.slow
 def test_compiled_decoding_collects_the_eager_rollout(setup):
     """`RolloutSettings.compile` only changes how decode steps run: greedy answers and everything stored agree."""
-    eager = collect(setup, greedy=True)
-    compiled = collect(setup, greedy=True, compile=True)
+    eager = collect(setup, sampling=GREEDY)
+    compiled = collect(setup, sampling=GREEDY, compile=True)
     assert torch.equal(compiled.answers, eager.answers) and torch.equal(compiled.answer_mask, eager.answer_mask)
     torch.testing.assert_close(compiled.logprobs, eager.logprobs, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(compiled.snapshots, eager.snapshots)

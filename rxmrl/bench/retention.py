@@ -36,23 +36,16 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rxmrl.bench.report import write_json
+
+if TYPE_CHECKING:  # torch is imported only when a benchmark runs
+    from rxmrl.model.sampling import Sampling
 
 DEFAULT_REWARD = "mrl-composite"
 DEFAULT_STRATEGY = "cumulative"
 RESERVED_NAMES = ("settings",)
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """How systems pick answer tokens (greedy by default, for reproducible scores)."""
-
-    greedy: bool = True
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
 
 
 class System(Protocol):
@@ -114,8 +107,7 @@ class RxTSystem:
         with torch.no_grad():
             out = self.model.generate(
                 query_ids, query_mask, stm, max_new_tokens=min(max_new_tokens, room), eos_id=self.tokenizer.eos_id,
-                pad_id=self.tokenizer.pad_id, greedy=sampling.greedy, temperature=sampling.temperature,
-                top_k=sampling.top_k, top_p=sampling.top_p, generator=generator)
+                pad_id=self.tokenizer.pad_id, sampling=sampling, generator=generator)
         return out.tokens
 
     def record(self, state: RxTState, interaction_ids: Any, interaction_mask: Any) -> RxTState:
@@ -230,7 +222,7 @@ def run_retention(
     max_new_tokens: int | None = None,
     batch_size: int = 16,
     seed: int = 0,
-    sampling: Sampling = Sampling(),
+    sampling: Sampling | None = None,
     keep_samples: int = 0,
     reward_intermediate: bool = True,
 ) -> dict[str, dict[str, Any]]:
@@ -240,14 +232,17 @@ def run_retention(
     `max_query_len`/`max_answer_len` are the env's token limits; answers get at most `max_new_tokens`
     (default max_answer_len - 1, leaving room for EOS). Batches of `batch_size` episodes of equal length,
     in input order; batch b is seeded with seed + 1000 b (initial STMs, sampling), the same for every system.
+    `sampling` defaults to greedy decoding, for reproducible scores.
     """
     from rxmrl.env.rewards import resolve_reward
+    from rxmrl.model.sampling import GREEDY
 
     if not episodes:
         raise ValueError("no episodes to run")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     reward_fn, _ = resolve_reward(DEFAULT_REWARD if reward is None else reward)
+    sampling = sampling or GREEDY
     limits = {"max_query_len": max_query_len, "max_answer_len": max_answer_len,
               "max_new_tokens": max_new_tokens or max_answer_len - 1}
     batches = _equal_length_batches(list(episodes), batch_size)
@@ -351,6 +346,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from rxmrl.errors import ConfigError
+    from rxmrl.model.sampling import Sampling
 
     for name in ("episodes", "steps", "batch_size"):
         if getattr(args, name) < 1:

@@ -345,8 +345,7 @@ class _Runner:
                        max_interaction_len=self._interaction_len(stage),
                        reward_intermediate=stage.reward_intermediate)
         settings = RolloutSettings(max_new_tokens=stage.generation.max_new_tokens,
-                                   temperature=stage.generation.temperature, top_k=stage.generation.top_k,
-                                   top_p=stage.generation.top_p, compile=stage.generation.compile,
+                                   sampling=stage.generation.sampling, compile=stage.generation.compile,
                                    teacher_forcing=stage.teacher_forcing,
                                    max_interaction_len=self._interaction_len(stage), final_write=stage.random_resets,
                                    branch=self.config.impo.branch)

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from rxmrl.data.episode import Episode
+from rxmrl.model.sampling import GREEDY
 from rxmrl.policy.rxt_policy import RxTPolicy
 from rxmrl.train.guard import tolerant_reward
 from rxmrl.train.rollout import RolloutSettings, collect_rollout, make_env
@@ -44,7 +45,7 @@ def evaluate_heldout(
     metrics: dict[str, float] = {}
     samples: list[dict[str, Any]] = []
     for prefix, forget in modes:
-        settings = RolloutSettings(max_new_tokens=max_new_tokens, greedy=True, with_values=False, forget=forget,
+        settings = RolloutSettings(max_new_tokens=max_new_tokens, sampling=GREEDY, with_values=False, forget=forget,
                                    max_interaction_len=max_interaction_len, final_write=False)
         sums: dict[str, float] = defaultdict(float)
         counts: dict[str, int] = defaultdict(int)

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from rxmrl.data.episode import Episode
+from rxmrl.model.sampling import Sampling
 from rxmrl.policy.rxt_policy import RxTPolicy
 from rxmrl.tokens import join_padded, stack_padded, trim_padding
 from rxmrl.train.guard import NonFiniteRewardFilter
@@ -40,10 +41,7 @@ class RolloutSettings:
     """How answers are produced while collecting (a stage's generation settings, or greedy for evaluation)."""
 
     max_new_tokens: int
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
-    greedy: bool = False
+    sampling: Sampling = Sampling()
     teacher_forcing: bool = False
     with_values: bool = True
     forget: bool = False  # answer every follow-up from a fresh STM (the memory ablation of evaluation)
@@ -199,8 +197,7 @@ def collect_rollout(
         with autocast():
             step = policy.act(
                 query, query_mask, read, max_new_tokens=settings.max_new_tokens,
-                eos_id=None if settings.force_length else eos_id, pad_id=pad_id,
-                greedy=settings.greedy, temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p,
+                eos_id=None if settings.force_length else eos_id, pad_id=pad_id, sampling=settings.sampling,
                 generator=sample_generator, context=context, context_mask=context_mask,
                 with_values=settings.with_values, compile=settings.compile,
             )
