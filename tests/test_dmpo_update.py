@@ -41,12 +41,12 @@ def collect(setup, config, policy=None, seed=0):
     policy = policy or base
     group = config.group_size if config.pairs == "sampled" else 1
     grouped = [e for e in episodes[:2] for _ in range(group)]
-    env_reward, filtered = tolerant_reward(answer_length, "answer_length")
+    env_reward, _ = tolerant_reward(answer_length, "answer_length")
     env = make_env(grouped, tokenizer, env_reward, steps=3, seed=seed, max_query_len=40, max_answer_len=13,
                    max_interaction_len=160)
     settings = dmpo_rollout_settings(config, RolloutSettings(max_new_tokens=12, sampling=Sampling(temperature=1.5),
                                                              max_interaction_len=160))
-    return collect_rollout(policy, env, filtered, settings, pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id,
+    return collect_rollout(policy, env, settings, pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id,
                            memory_generator=torch.Generator().manual_seed(seed),
                            sample_generator=torch.Generator().manual_seed(seed + 1))
 

@@ -40,11 +40,11 @@ def collect(setup, *, teacher_forcing=False, start_stm=None, reset=None, seed=0,
             reward_intermediate=True, **settings):
     all_episodes, tokenizer, policy = setup
     episodes = episodes or all_episodes
-    env_reward, filtered = tolerant_reward(word_overlap, "word_overlap")
+    env_reward, _ = tolerant_reward(word_overlap, "word_overlap")
     env = make_env(episodes, tokenizer, env_reward, steps=3, seed=seed, max_query_len=40, max_answer_len=13,
                    max_interaction_len=160, reward_intermediate=reward_intermediate)
     settings = RolloutSettings(max_new_tokens=12, teacher_forcing=teacher_forcing, max_interaction_len=160, **settings)
-    return collect_rollout(policy, env, filtered, settings, pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id,
+    return collect_rollout(policy, env, settings, pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id,
                            start_stm=start_stm, reset=reset,
                            memory_generator=torch.Generator().manual_seed(seed),
                            sample_generator=torch.Generator().manual_seed(seed + 1), keep_samples=keep)

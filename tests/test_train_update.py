@@ -35,10 +35,10 @@ def make_policy(tokenizer, seed=0):
 
 def rollout_for(policy, tokenizer, episodes, reward=None, seed=0):
     reward = reward or (lambda b: [float(len(g)) for g in b.generated])
-    env_reward, filtered = tolerant_reward(reward, "reward")
+    env_reward, _ = tolerant_reward(reward, "reward")
     env = make_env(episodes, tokenizer, env_reward, steps=2, seed=seed, max_query_len=40, max_answer_len=9,
                    max_interaction_len=160)
-    return collect_rollout(policy, env, filtered, RolloutSettings(max_new_tokens=8), pad_id=tokenizer.pad_id,
+    return collect_rollout(policy, env, RolloutSettings(max_new_tokens=8), pad_id=tokenizer.pad_id,
                            eos_id=tokenizer.eos_id, memory_generator=torch.Generator().manual_seed(seed),
                            sample_generator=torch.Generator().manual_seed(seed + 1))
 

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     tokenizer = train_tokenizer(texts, min(config.vocab_size, 2000))
     model = RxT(config).to(device).eval()
     policy = RxTPolicy(model, pad_id=tokenizer.pad_id).to(device).eval()
-    env_reward, filtered = tolerant_reward(get_reward(args.reward))
+    env_reward, _ = tolerant_reward(get_reward(args.reward))
     max_query = 32
     if max_query + args.answer_tokens + 1 > config.max_seq_len:
         raise ConfigError(f"--answer-tokens {args.answer_tokens}: a {max_query}-token query plus the answer must fit "
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
                        max_answer_len=args.answer_tokens + 1, max_interaction_len=config.max_seq_len)
         _sync(device)
         clocks = [(time.perf_counter(), time.process_time())]
-        rollout = collect_rollout(policy, env, filtered, settings, pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id,
+        rollout = collect_rollout(policy, env, settings, pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id,
                                   memory_generator=generators["m"], sample_generator=generators["s"], autocast=autocast)
         _sync(device)
         clocks.append((time.perf_counter(), time.process_time()))

@@ -54,6 +54,8 @@ class VectorMemoryEnv(VectorEnv):
       rewarded            bool [N]      unrewarded samples have reward 0.0 (see rxmrl.env.routing)
       mode                str [N]       reward mode per sample
       reward_components   {name: float32 [N]}  0.0 where not rewarded
+      nonfinite           bool [N]      the reward's score was NaN/inf and is reported as 0.0 (only a reward
+                          that tolerates them says so, `rxmrl.train.guard.tolerant_reward`; others raise)
       generated_ids       int64 [N, Ta] the answer as the reward saw it: `a [EOS]`; generated_mask bool [N, Ta]
       reference_ids       int64 [N, Ta] the dataset's answer `a [EOS]`; reference_mask bool [N, Ta]
       interaction_ids     int64 [N, Tq + Ta] the query just answered + the *generated* answer,
@@ -162,6 +164,7 @@ class VectorMemoryEnv(VectorEnv):
         generated = self.tokenizer.decode_batch(generated_ids)
         rewarded = b["rewarded"][k]
         rewards = np.zeros(self.num_envs, dtype=np.float32)
+        nonfinite = np.zeros(self.num_envs, dtype=bool)
         components: dict[str, np.ndarray] = {}
         if rewarded.any():
             rows = np.flatnonzero(rewarded)
@@ -175,6 +178,8 @@ class VectorMemoryEnv(VectorEnv):
                 reference_ids=_tensor(b["reference_ids"][rows, k]), pad_id=self.tokenizer.pad_id)
             out = as_output(self.reward_fn(batch), len(rows), self.reward_name)
             rewards[rows] = out.total.detach().to("cpu").numpy()
+            if out.nonfinite is not None:
+                nonfinite[rows] = out.nonfinite.detach().to("cpu").numpy()
             for name, values in out.components.items():
                 components[name] = np.zeros(self.num_envs, dtype=np.float32)
                 components[name][rows] = values.detach().to("cpu").float().numpy().reshape(-1)
@@ -184,7 +189,7 @@ class VectorMemoryEnv(VectorEnv):
         terminated = np.full(self.num_envs, self.step_index == self.steps)
         info = {
             "step": k + 1, "rewarded": rewarded.copy(), "mode": np.array(b["modes"][k]),
-            "reward_components": components,
+            "reward_components": components, "nonfinite": nonfinite,
             "generated_ids": generated_ids, "generated_mask": generated_mask,
             "reference_ids": b["reference_ids"][:, k].copy(), "reference_mask": b["reference_mask"][:, k].copy(),
             "interaction_ids": interaction_ids, "interaction_mask": interaction_mask,

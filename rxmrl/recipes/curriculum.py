@@ -353,7 +353,7 @@ class _Runner:
         if dmpo:
             settings = dmpo_rollout_settings(self.config.dmpo, settings)
         rollout = collect_rollout(
-            self.policy, env, self.reward_filter, settings, pad_id=self.tokenizer.pad_id, eos_id=self.tokenizer.eos_id,
+            self.policy, env, settings, pad_id=self.tokenizer.pad_id, eos_id=self.tokenizer.eos_id,
             start_stm=start, reset=reset, memory_generator=self.generators["memory"],
             sample_generator=self.generators["sample"], reference_model=None if dmpo else self.reference,
             autocast=self.autocast,

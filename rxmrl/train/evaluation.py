@@ -51,11 +51,11 @@ def evaluate_heldout(
         counts: dict[str, int] = defaultdict(int)
         for start in range(0, len(episodes), batch_size):
             chunk = episodes[start : start + batch_size]
-            env_reward, filtered = tolerant_reward(reward)
+            env_reward, _ = tolerant_reward(reward)
             env = make_env(chunk, tokenizer, env_reward, steps=steps, seed=seed + start, max_query_len=max_query_len,
                            max_answer_len=max_answer_len, max_interaction_len=max_interaction_len)
             rollout = collect_rollout(
-                policy, env, filtered, settings, pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id,
+                policy, env, settings, pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id,
                 memory_generator=torch.Generator(device=policy.model.device).manual_seed(seed + start),
                 keep_samples=keep_samples - len(samples) if not forget else 0, autocast=autocast,
             )

@@ -23,6 +23,7 @@ random one (`best_in_group`), so the memory holds only accepted interactions.
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -33,7 +34,6 @@ from rxmrl.data.episode import Episode
 from rxmrl.model.sampling import Sampling
 from rxmrl.policy.rxt_policy import RxTPolicy
 from rxmrl.tokens import join_padded, stack_padded, trim_padding
-from rxmrl.train.guard import NonFiniteRewardFilter
 
 
 @dataclass
@@ -142,7 +142,6 @@ def _tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
 def collect_rollout(
     policy: RxTPolicy,
     env: Any,
-    reward: NonFiniteRewardFilter,
     settings: RolloutSettings,
     *,
     pad_id: int,
@@ -155,8 +154,8 @@ def collect_rollout(
     keep_samples: int = 0,
     autocast: Any = None,
 ) -> Rollout:
-    """Run one batch of episodes in `env` (from `make_env`); `reward` is the filter inside the env's reward
-    (see `rxmrl.train.guard.tolerant_reward`), read after each step for non-finite scores."""
+    """Run one batch of episodes in `env` (from `make_env`, with a reward from `rxmrl.train.guard.tolerant_reward`
+    so that a non-finite score arrives as the env's info["nonfinite"] and is stored as NaN)."""
     device = policy.model.device
     obs, _ = env.reset()
     batch, steps = env.num_envs, env.steps
@@ -208,14 +207,9 @@ def collect_rollout(
             with autocast():
                 ref = reference_model.answer_logprobs(query, query_mask, answer, answer_mask, read)
             ref_logprobs.append(ref.logprobs.float())
-        reward.last_bad = None
         obs, step_rewards, _, _, info = env.step(answer)
-        step_rewards = torch.from_numpy(step_rewards).float()
+        step_rewards = torch.from_numpy(step_rewards).float().masked_fill(torch.from_numpy(info["nonfinite"]), math.nan)
         step_rewarded = torch.from_numpy(info["rewarded"]).bool()
-        if reward.last_bad is not None and bool(reward.last_bad.any()):
-            bad = torch.zeros(batch, dtype=torch.bool)
-            bad[step_rewarded.nonzero().squeeze(1)] = reward.last_bad
-            step_rewards = step_rewards.masked_fill(bad, float("nan"))
         for name, value in info["reward_components"].items():
             components.setdefault(name, [torch.zeros(batch)] * k).append(torch.from_numpy(value).float())
         for name in components:
