@@ -115,7 +115,7 @@ def test_the_group_writes_its_accepted_answer_and_shares_one_memory(setup):
 
 
 @pytest.mark.parametrize("pairs", ["sampled", "reset"])
-def test_a_pair_is_scored_from_the_accepted_history_without_the_pair_itself(setup, pairs):
+def test_a_pair_is_scored_from_the_accepted_history_without_the_pair_itself(setup, pairs, monkeypatch):
     """The leak rule: the STM that scores step k holds the first interaction and the accepted interactions of
     steps < k, computed with gradients, never step k's accepted interaction."""
     _, _, policy = setup
@@ -125,7 +125,8 @@ def test_a_pair_is_scored_from_the_accepted_history_without_the_pair_itself(setu
     found = preference_pairs(rollout, pairs, pad_id=0)
     assert len(found) > 0
     seen = []
-    trainer._write = lambda stm, ids, mask: (seen.append(ids), policy.remember(stm, ids, mask))[1]
+    write = policy.remember
+    monkeypatch.setattr(policy, "remember", lambda stm, ids, mask: (seen.append(ids), write(stm, ids, mask))[1])
     for i in range(len(found)):
         row, k = found.rows[i], found.steps[i]
         seen.clear()
@@ -137,7 +138,7 @@ def test_a_pair_is_scored_from_the_accepted_history_without_the_pair_itself(setu
             chain = rollout.snapshots[row, 0][None]
             for j in range(int(k) + 1):
                 ids, mask = trim_padding(rollout.written[row, j][None], rollout.written_mask[row, j][None])
-                chain = policy.remember(chain, ids, mask)
+                chain = write(chain, ids, mask)
         torch.testing.assert_close(stm.detach(), chain, atol=1e-5, rtol=1e-5)
         # none of them is step k's accepted interaction (query k + the accepted answer)
         query = rollout.queries[row, k][rollout.query_mask[row, k]].tolist()
@@ -148,7 +149,7 @@ def test_a_pair_is_scored_from_the_accepted_history_without_the_pair_itself(setu
         # and the one that holds it (write k + 1) makes a different memory
         with torch.no_grad():
             ids, mask = trim_padding(rollout.written[row, k + 1][None], rollout.written_mask[row, k + 1][None])
-            assert not torch.allclose(policy.remember(chain, ids, mask), chain)
+            assert not torch.allclose(write(chain, ids, mask), chain)
 
 
 @pytest.mark.parametrize("pairs", ["sampled", "reset"])

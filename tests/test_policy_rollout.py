@@ -71,7 +71,7 @@ def test_logprobs_and_memory_recomputed_before_any_update_equal_the_stored_ones(
     items = torch.arange(rollout.batch_size * rollout.steps)
     rows, steps = items // rollout.steps, items % rollout.steps
     for depth in (1, 2, 3):
-        stm, previous = replay_memory(lambda s, i, m: policy.remember(s, i, m), rollout.snapshots, rollout.written,
+        stm, previous = replay_memory(policy.remember, rollout.snapshots, rollout.written,
                                       rollout.written_mask, rows, steps, depth)
         torch.testing.assert_close(stm, rollout.snapshots[rows, steps + 1], atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(previous, rollout.snapshots[rows, steps], atol=1e-5, rtol=1e-5)
@@ -90,7 +90,7 @@ def test_memory_replay_carries_gradients_to_the_memory_system(setup):
     rollout = collect(setup)
     rows, steps = torch.tensor([0, 1]), torch.tensor([2, 0])
     policy.zero_grad(set_to_none=True)
-    stm, _ = replay_memory(lambda s, i, m: policy.remember(s, i, m), rollout.snapshots, rollout.written,
+    stm, _ = replay_memory(policy.remember, rollout.snapshots, rollout.written,
                            rollout.written_mask, rows, steps, depth=2)
     stm.pow(2).sum().backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in policy.model.memory_attention.parameters())

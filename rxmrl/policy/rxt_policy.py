@@ -18,7 +18,7 @@ from torch import nn
 
 from rxmrl.model.sampling import Sampling
 from rxmrl.policy.critic import CriticConfig, MemoryAwareCritic
-from rxmrl.tokens import join_padded
+from rxmrl.tokens import join_padded, trim_padding
 
 
 @dataclass
@@ -65,8 +65,13 @@ class RxTPolicy(nn.Module):
         return self.model.reset_stm(stm, reset, generator=generator)
 
     def remember(self, stm: torch.Tensor, interaction: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Write one interaction `[BOS][Q] q [A] a [EOS]` (ids/mask [B, T]) into stm [B, L, S, D]."""
-        return self.model.update_memory(stm, interaction, mask)
+        """Write one interaction `[BOS][Q] q [A] a [EOS]` (ids/mask [B, T], right-padded) into stm [B, L, S, D].
+
+        The one memory write of collection and of the update's replay, so that the update recomputes exactly
+        what was collected: padding columns at the right are dropped first, and the new STM keeps stm's dtype
+        (under autocast the write computes in bf16)."""
+        interaction, mask = trim_padding(interaction, mask)
+        return self.model.update_memory(stm, interaction, mask).to(stm.dtype)
 
     # ---- values ------------------------------------------------------------------------------------------
 

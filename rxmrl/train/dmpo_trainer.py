@@ -116,12 +116,9 @@ class DmpoTrainer:
         self.split = split or (lambda order, size: list(order.split(size)))
         self.autocast = autocast or contextlib.nullcontext
 
-    def _write(self, stm: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.policy.remember(stm, ids, mask).to(stm.dtype)
-
     def scoring_memory(self, rollout: Rollout, rows: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
         """The STM follow-ups `steps` [M] of `rows` [M] are scored from, with gradients: [M, L, S, D]."""
-        stm, _ = replay_memory(self._write, rollout.snapshots, rollout.written, rollout.written_mask, rows, steps,
+        stm, _ = replay_memory(self.policy.remember, rollout.snapshots, rollout.written, rollout.written_mask, rows, steps,
                                self.config.bptt_depth)
         return stm
 

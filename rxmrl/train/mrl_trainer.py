@@ -135,9 +135,6 @@ class MrlTrainer:
             bad = torch.isin(groups, groups[bad])
         return bad
 
-    def _write(self, stm: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.policy.remember(stm, ids, mask).to(stm.dtype)
-
     def minibatch_terms(
         self,
         rollout: Rollout,
@@ -154,7 +151,7 @@ class MrlTrainer:
         host_rows, host_steps = items // steps_per_episode, items % steps_per_episode  # index CPU tensors
         rows, steps = host_rows.to(device), host_steps.to(device)  # index the rollout's device tensors
         with self.autocast():
-            stm, previous = replay_memory(self._write, rollout.snapshots, rollout.written, rollout.written_mask,
+            stm, previous = replay_memory(self.policy.remember, rollout.snapshots, rollout.written, rollout.written_mask,
                                           rows, steps, self.config.bptt_depth)
             query, query_mask = trim_padding(rollout.queries[rows, steps], rollout.query_mask[rows, steps])
             answer, answer_mask = trim_padding(rollout.answers[rows, steps], rollout.answer_mask[rows, steps])

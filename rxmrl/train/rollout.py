@@ -183,7 +183,7 @@ def collect_rollout(
         if skip:  # recorded for the update, but no answer reads the STM it would produce
             return None
         with autocast():
-            return policy.remember(stm, ids, mask).to(stm.dtype)
+            return policy.remember(stm, ids, mask)
 
     stm = write(stm, _tensor(obs["remember_ids"], device), _tensor(obs["remember_mask"], device))
     queries, answers, logprobs, values, rewards, rewarded = [], [], [], [], [], []
