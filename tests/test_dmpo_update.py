@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from rxmrl.data import synthesize_episodes, train_tokenizer
+from rxmrl.env.episode_loop import make_env
 from rxmrl.model import RxT, load_preset
 from rxmrl.model.sampling import Sampling
 from rxmrl.policy import CriticConfig, RxTPolicy
@@ -16,7 +17,7 @@ from rxmrl.train.dmpo_trainer import DmpoTrainer, dmpo_rollout_settings, prefere
 from rxmrl.train.guard import NonFiniteGuard, tolerant_reward
 from rxmrl.train.mrl_trainer import build_optimizer
 from rxmrl.train.optim_config import LearningRates
-from rxmrl.train.rollout import Rollout, RolloutSettings, best_in_group, collect_rollout, make_env
+from rxmrl.train.rollout import Rollout, RolloutSettings, best_in_group, collect_rollout
 
 
 def answer_length(batch):

@@ -5,13 +5,14 @@ import pytest
 import torch
 
 from rxmrl.data import synthesize_episodes, train_tokenizer
+from rxmrl.env.episode_loop import make_env
 from rxmrl.model import RxT, load_preset
 from rxmrl.model.sampling import GREEDY, Sampling
 from rxmrl.policy import CriticConfig, RxTPolicy
 from rxmrl.tokens import join_padded, trim_padding
 from rxmrl.train.guard import tolerant_reward
 from rxmrl.train.memory_replay import replay_memory
-from rxmrl.train.rollout import RolloutSettings, collect_rollout, end_at_first_pad, make_env
+from rxmrl.train.rollout import RolloutSettings, collect_rollout, end_at_first_pad
 
 
 def word_overlap(batch):

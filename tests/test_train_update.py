@@ -8,13 +8,14 @@ import pytest
 import torch
 
 from rxmrl.data import synthesize_episodes, train_tokenizer
+from rxmrl.env.episode_loop import make_env
 from rxmrl.model import RxT, load_preset
 from rxmrl.policy import CriticConfig, RxTPolicy
 from rxmrl.train.guard import tolerant_reward
 from rxmrl.train.mrl_config import ImpoConfig
 from rxmrl.train.mrl_trainer import MrlTrainer, build_optimizer, rollout_metrics
 from rxmrl.train.optim_config import LearningRates
-from rxmrl.train.rollout import RolloutSettings, collect_rollout, make_env
+from rxmrl.train.rollout import RolloutSettings, collect_rollout
 from rxmrl.train.unfreeze import apply_unfreeze, parameter_groups, trainable_parameter_ids
 
 

@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from rxmrl.data import synthesize_episodes, train_tokenizer
+    from rxmrl.env.episode_loop import make_env
     from rxmrl.errors import ConfigError
     from rxmrl.model import RxT, load_preset
     from rxmrl.policy import RxTPolicy
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from rxmrl.train.mrl_config import ImpoConfig
     from rxmrl.train.mrl_trainer import MrlTrainer, build_optimizer
     from rxmrl.train.optim_config import LearningRates
-    from rxmrl.train.rollout import RolloutSettings, collect_rollout, make_env
+    from rxmrl.train.rollout import RolloutSettings, collect_rollout
 
     if min(args.batch, args.steps, args.answer_tokens, args.repeats) < 1:
         raise ConfigError("--batch, --steps, --answer-tokens and --repeats must be at least 1")

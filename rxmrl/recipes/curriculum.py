@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from rxmrl.data.episode import Episode
+from rxmrl.env.episode_loop import make_env
 from rxmrl.errors import CheckpointError, ConfigError, TrainingError
 from rxmrl.policy.rxt_policy import RxTPolicy
 from rxmrl.recipes.curriculum_config import (RESOLVED_FILE, CurriculumConfig, StageConfig, start_resolved,
@@ -50,7 +51,7 @@ from rxmrl.train.dmpo_trainer import DmpoTrainer, dmpo_rollout_settings
 from rxmrl.train.evaluation import evaluate_heldout, format_sample
 from rxmrl.train.guard import all_finite, tolerant_reward
 from rxmrl.train.mrl_trainer import MrlTrainer, build_optimizer, rollout_metrics
-from rxmrl.train.rollout import RolloutSettings, collect_rollout, make_env
+from rxmrl.train.rollout import RolloutSettings, collect_rollout
 from rxmrl.train.run_folder import claim_run_folder, run_lock
 from rxmrl.train.schedule import set_base_learning_rates, warmup_cosine
 from rxmrl.train.tracking import Tracker

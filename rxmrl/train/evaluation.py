@@ -17,10 +17,11 @@ from typing import Any
 import torch
 
 from rxmrl.data.episode import Episode
+from rxmrl.env.episode_loop import make_env
 from rxmrl.model.sampling import GREEDY
 from rxmrl.policy.rxt_policy import RxTPolicy
 from rxmrl.train.guard import tolerant_reward
-from rxmrl.train.rollout import RolloutSettings, collect_rollout, make_env
+from rxmrl.train.rollout import RolloutSettings, collect_rollout
 
 
 def evaluate_heldout(

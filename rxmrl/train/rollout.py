@@ -1,4 +1,5 @@
-"""Collect one batch of MRL episodes through the vectorised environment, storing what the update needs.
+"""Collect one batch of MRL episodes, storing what the update needs: the policy is the agent of the shared
+episode loop (`rxmrl.env.episode_loop`), the one held-out evaluation and the retention benchmark run too.
 
 An episode is: write the first interaction to memory (never generated, never rewarded), then for each of T
 follow-ups: answer from the memory, get the reward, write the interaction (the query with the generated answer,
@@ -23,14 +24,13 @@ random one (`best_in_group`), so the memory holds only accepted interactions.
 from __future__ import annotations
 
 import contextlib
-import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import numpy as np
 import torch
 
 from rxmrl.data.episode import Episode
+from rxmrl.env.episode_loop import Turn, run_episodes
 from rxmrl.model.sampling import Sampling
 from rxmrl.policy.rxt_policy import RxTPolicy
 from rxmrl.tokens import join_padded, stack_padded, trim_padding
@@ -121,23 +121,6 @@ def best_in_group(scores: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor
     return torch.where(same_group, keys[None, :], torch.full_like(keys, -torch.inf)[None, :]).argmax(1)
 
 
-def make_env(episodes: list[Episode], tokenizer: Any, reward: Any, *, steps: int, seed: int,
-             max_query_len: int, max_answer_len: int, max_interaction_len: int, reward_intermediate: bool = True) -> Any:
-    """A vectorised environment holding exactly these episodes (one per row, in an order drawn from `seed`);
-    `reward_intermediate=False` leaves the unrelated follow-ups of long-range episodes unrewarded."""
-    from rxmrl.env.vector_env import VectorMemoryEnv
-
-    return VectorMemoryEnv(
-        episodes=episodes, num_envs=len(episodes), tokenizer=tokenizer, reward=reward, steps=steps, strategy="mixed",
-        max_query_len=max_query_len, max_answer_len=max_answer_len, seed=seed, max_interaction_len=max_interaction_len,
-        reward_intermediate=reward_intermediate,
-    )
-
-
-def _tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(array)).to(device)
-
-
 @torch.no_grad()
 def collect_rollout(
     policy: RxTPolicy,
@@ -156,112 +139,145 @@ def collect_rollout(
 ) -> Rollout:
     """Run one batch of episodes in `env` (from `make_env`, with a reward from `rxmrl.train.guard.tolerant_reward`
     so that a non-finite score arrives as the env's info["nonfinite"] and is stored as NaN)."""
-    device = policy.model.device
-    obs, _ = env.reset()
-    batch, steps = env.num_envs, env.steps
-    # Rows holding the same episode object (rollouts of one episode for a group baseline) share the id of
-    # its first row; the environment may have shuffled the rows.
-    first_row: dict[int, int] = {}
-    group_ids = torch.tensor([first_row.setdefault(id(e), i) for i, e in enumerate(env.episodes)], dtype=torch.long)
+    collector = _Collector(policy, settings, pad_id=pad_id, eos_id=eos_id, start_stm=start_stm, reset=reset,
+                           memory_generator=memory_generator, sample_generator=sample_generator,
+                           reference_model=reference_model, keep_samples=keep_samples, autocast=autocast)
+    run_episodes(env, collector, policy.model.device)
+    return collector.rollout()
 
-    if start_stm is None:
-        stm = policy.initial_state(batch, generator=memory_generator)
-        reset = torch.ones(batch, dtype=torch.bool, device=device)
-    else:
-        reset = reset.to(device)
-        stm = policy.reset_state(start_stm.to(device), reset, generator=memory_generator)
-    if settings.branch:
-        stm, reset = stm[group_ids.to(device)], reset[group_ids.to(device)]  # a group id is its first row
-    autocast = autocast or contextlib.nullcontext
 
-    snapshots, written = [], []
+class _Collector:
+    """The rollout's agent in the shared episode loop: the policy answers, every interaction is written to its
+    STM, and what the update needs is kept step by step (`rollout()` stacks it)."""
 
-    def write(stm: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor, skip: bool = False) -> torch.Tensor | None:
-        ids, mask = trim_padding(ids, mask)
-        snapshots.append(stm)
-        written.append((ids, mask))
-        if skip:  # recorded for the update, but no answer reads the STM it would produce
-            return None
-        with autocast():
-            return policy.remember(stm, ids, mask)
+    def __init__(self, policy: RxTPolicy, settings: RolloutSettings, *, pad_id: int, eos_id: int,
+                 start_stm: torch.Tensor | None, reset: torch.Tensor | None, memory_generator: torch.Generator | None,
+                 sample_generator: torch.Generator | None, reference_model: torch.nn.Module | None,
+                 keep_samples: int, autocast: Any) -> None:
+        self.policy, self.settings, self.pad_id, self.eos_id = policy, settings, pad_id, eos_id
+        self.start_stm, self.reset = start_stm, reset
+        self.memory_generator, self.sample_generator = memory_generator, sample_generator
+        self.reference_model, self.keep_samples = reference_model, keep_samples
+        self.autocast = autocast or contextlib.nullcontext
+        self.snapshots: list[torch.Tensor] = []
+        self.written: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.queries: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.answers: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.references: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.logprobs: list[torch.Tensor] = []
+        self.ref_logprobs: list[torch.Tensor] = []
+        self.values: list[torch.Tensor] = []
+        self.rewards: list[torch.Tensor] = []
+        self.rewarded: list[torch.Tensor] = []
+        self.components: dict[str, list[torch.Tensor]] = {}
 
-    stm = write(stm, _tensor(obs["remember_ids"], device), _tensor(obs["remember_mask"], device))
-    queries, answers, logprobs, values, rewards, rewarded = [], [], [], [], [], []
-    ref_logprobs, components, references = [], {}, []
-    samples = [dict(first=env.episodes[i].first, steps=[]) for i in range(min(keep_samples, batch))]
-    for k in range(steps):
-        query, query_mask = trim_padding(_tensor(obs["query_ids"], device), _tensor(obs["query_mask"], device))
-        context, context_mask = written[-1]
-        read = policy.initial_state(batch, generator=memory_generator) if settings.forget else stm
-        with autocast():
-            step = policy.act(
+    def start(self, episodes: list[Episode], remember_ids: torch.Tensor, remember_mask: torch.Tensor) -> None:
+        policy, device = self.policy, self.policy.model.device
+        self.episodes, self.batch = episodes, len(episodes)
+        # Rows holding the same episode object (rollouts of one episode for a group baseline) share the id of
+        # its first row; the environment may have shuffled the rows.
+        first_row: dict[int, int] = {}
+        self.group_ids = torch.tensor([first_row.setdefault(id(e), i) for i, e in enumerate(episodes)],
+                                      dtype=torch.long)
+        if self.start_stm is None:
+            stm = policy.initial_state(self.batch, generator=self.memory_generator)
+            reset = torch.ones(self.batch, dtype=torch.bool, device=device)
+        else:
+            reset = self.reset.to(device)
+            stm = policy.reset_state(self.start_stm.to(device), reset, generator=self.memory_generator)
+        if self.settings.branch:  # a group id is its first row
+            stm, reset = stm[self.group_ids.to(device)], reset[self.group_ids.to(device)]
+        self.reset = reset
+        self.samples = [dict(first=episodes[i].first, steps=[]) for i in range(min(self.keep_samples, self.batch))]
+        self.stm = self._write(stm, remember_ids, remember_mask)
+
+    def respond(self, step: int, query: torch.Tensor, query_mask: torch.Tensor) -> torch.Tensor:
+        settings, policy = self.settings, self.policy
+        context, context_mask = self.written[-1]
+        read = policy.initial_state(self.batch, generator=self.memory_generator) if settings.forget else self.stm
+        with self.autocast():
+            out = policy.act(
                 query, query_mask, read, max_new_tokens=settings.max_new_tokens,
-                eos_id=None if settings.force_length else eos_id, pad_id=pad_id, sampling=settings.sampling,
-                generator=sample_generator, context=context, context_mask=context_mask,
+                eos_id=None if settings.force_length else self.eos_id, pad_id=self.pad_id, sampling=settings.sampling,
+                generator=self.sample_generator, context=context, context_mask=context_mask,
                 with_values=settings.with_values, compile=settings.compile,
             )
-        answer, answer_mask = step.answer, step.answer_mask
+        answer, answer_mask = out.answer, out.answer_mask
         if not settings.force_length:
-            answer, answer_mask = end_at_first_pad(answer, answer_mask, pad_id)
-        if reference_model is not None:
-            with autocast():
-                ref = reference_model.answer_logprobs(query, query_mask, answer, answer_mask, read)
-            ref_logprobs.append(ref.logprobs.float())
-        obs, step_rewards, _, _, info = env.step(answer)
-        step_rewards = torch.from_numpy(step_rewards).float().masked_fill(torch.from_numpy(info["nonfinite"]), math.nan)
-        step_rewarded = torch.from_numpy(info["rewarded"]).bool()
-        for name, value in info["reward_components"].items():
-            components.setdefault(name, [torch.zeros(batch)] * k).append(torch.from_numpy(value).float())
-        for name in components:
-            if len(components[name]) < k + 1:  # a component missing at this step (no rewarded sample)
-                components[name].append(torch.zeros(batch))
-        queries.append((query, query_mask))
-        answers.append((answer, answer_mask))
-        logprobs.append(step.logprobs.float().masked_fill(~answer_mask, 0.0))
-        values.append(step.values.float())
-        rewards.append(step_rewards)
-        rewarded.append(step_rewarded)
-        references.append(trim_padding(_tensor(info["reference_ids"], device), _tensor(info["reference_mask"], device)))
-        for i, sample in enumerate(samples):
-            sample["steps"].append(dict(query=env.episodes[i].follow_ups[k].query, generated=info["generated"][i],
-                                        reference=info["reference"][i], reward=float(step_rewards[i])))
-        if settings.teacher_forcing:
-            reference = _tensor(info["reference_ids"], device), _tensor(info["reference_mask"], device)
-            interaction = join_padded(query, query_mask, *reference, pad_id=pad_id, max_len=settings.max_interaction_len)
-        else:
-            interaction = _tensor(info["interaction_ids"], device), _tensor(info["interaction_mask"], device)
-            if settings.branch:
-                if settings.branch_pick == "best":
-                    chosen = best_in_group(step_rewards, group_ids).to(device)
-                else:
-                    chosen = branch_choice(group_ids.to(device), sample_generator)
-                interaction = interaction[0][chosen], interaction[1][chosen]
-        stm = write(stm, *interaction, skip=k == steps - 1 and not settings.final_write)
+            answer, answer_mask = end_at_first_pad(answer, answer_mask, self.pad_id)
+        if self.reference_model is not None:
+            with self.autocast():
+                ref = self.reference_model.answer_logprobs(query, query_mask, answer, answer_mask, read)
+            self.ref_logprobs.append(ref.logprobs.float())
+        self.queries.append((query, query_mask))
+        self.answers.append((answer, answer_mask))
+        self.logprobs.append(out.logprobs.float().masked_fill(~answer_mask, 0.0))
+        self.values.append(out.values.float())
+        return answer
 
-    query_ids, query_masks = stack_padded(queries, pad_id)
-    answer_ids, answer_masks = stack_padded(answers, pad_id)
-    written_ids, written_masks = stack_padded(written, pad_id)
-    reference_ids, reference_masks = stack_padded(references, pad_id)
-    width = answer_ids.shape[2]
-    pad_cols = lambda t: torch.nn.functional.pad(t, (0, width - t.shape[1]))  # noqa: E731
-    return Rollout(
-        snapshots=torch.stack(snapshots, dim=1),
-        written=written_ids,
-        written_mask=written_masks,
-        queries=query_ids,
-        query_mask=query_masks,
-        answers=answer_ids,
-        answer_mask=answer_masks,
-        logprobs=torch.stack([pad_cols(lp) for lp in logprobs], dim=1),
-        values=torch.stack(values, dim=1).cpu(),
-        rewards=torch.stack(rewards, dim=1),
-        rewarded=torch.stack(rewarded, dim=1),
-        components={name: torch.stack(v, dim=1) for name, v in components.items()},
-        reset=reset.cpu(),
-        group_ids=group_ids,
-        final_stm=stm,
-        ref_logprobs=torch.stack([pad_cols(lp) for lp in ref_logprobs], dim=1) if ref_logprobs else None,
-        samples=samples,
-        references=reference_ids,
-        reference_mask=reference_masks,
-    )
+    def record(self, turn: Turn) -> None:
+        k, settings = turn.step, self.settings
+        for name, value in turn.components.items():
+            self.components.setdefault(name, [torch.zeros(self.batch)] * k).append(value.cpu())
+        for name in self.components:
+            if len(self.components[name]) < k + 1:  # a component missing at this step (no rewarded sample)
+                self.components[name].append(torch.zeros(self.batch))
+        self.rewards.append(turn.rewards.cpu())
+        self.rewarded.append(turn.rewarded.cpu())
+        self.references.append((turn.references, turn.reference_mask))
+        for i, sample in enumerate(self.samples):
+            sample["steps"].append(dict(query=self.episodes[i].follow_ups[k].query, generated=turn.info["generated"][i],
+                                        reference=turn.info["reference"][i], reward=float(turn.rewards[i])))
+        if settings.teacher_forcing:
+            interaction = join_padded(turn.query, turn.query_mask, turn.references, turn.reference_mask,
+                                      pad_id=self.pad_id, max_len=settings.max_interaction_len)
+        else:
+            interaction = turn.interaction, turn.interaction_mask
+            if settings.branch:
+                device = self.policy.model.device
+                if settings.branch_pick == "best":
+                    chosen = best_in_group(turn.rewards.cpu(), self.group_ids).to(device)
+                else:
+                    chosen = branch_choice(self.group_ids.to(device), self.sample_generator)
+                interaction = interaction[0][chosen], interaction[1][chosen]
+        self.stm = self._write(self.stm, *interaction, skip=turn.last and not settings.final_write)
+
+    def _write(self, stm: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor,
+               skip: bool = False) -> torch.Tensor | None:
+        ids, mask = trim_padding(ids, mask)
+        self.snapshots.append(stm)
+        self.written.append((ids, mask))
+        if skip:  # recorded for the update, but no answer reads the STM it would produce
+            return None
+        with self.autocast():
+            return self.policy.remember(stm, ids, mask)
+
+    def rollout(self) -> Rollout:
+        pad_id = self.pad_id
+        query_ids, query_masks = stack_padded(self.queries, pad_id)
+        answer_ids, answer_masks = stack_padded(self.answers, pad_id)
+        written_ids, written_masks = stack_padded(self.written, pad_id)
+        reference_ids, reference_masks = stack_padded(self.references, pad_id)
+        width = answer_ids.shape[2]
+        pad_cols = lambda t: torch.nn.functional.pad(t, (0, width - t.shape[1]))  # noqa: E731
+        return Rollout(
+            snapshots=torch.stack(self.snapshots, dim=1),
+            written=written_ids,
+            written_mask=written_masks,
+            queries=query_ids,
+            query_mask=query_masks,
+            answers=answer_ids,
+            answer_mask=answer_masks,
+            logprobs=torch.stack([pad_cols(lp) for lp in self.logprobs], dim=1),
+            values=torch.stack(self.values, dim=1).cpu(),
+            rewards=torch.stack(self.rewards, dim=1),
+            rewarded=torch.stack(self.rewarded, dim=1),
+            components={name: torch.stack(v, dim=1) for name, v in self.components.items()},
+            reset=self.reset.cpu(),
+            group_ids=self.group_ids,
+            final_stm=self.stm,
+            ref_logprobs=torch.stack([pad_cols(lp) for lp in self.ref_logprobs], dim=1) if self.ref_logprobs else None,
+            samples=self.samples,
+            references=reference_ids,
+            reference_mask=reference_masks,
+        )
