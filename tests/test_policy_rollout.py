@@ -72,8 +72,7 @@ def test_logprobs_and_memory_recomputed_before_any_update_equal_the_stored_ones(
     items = torch.arange(rollout.batch_size * rollout.steps)
     rows, steps = items // rollout.steps, items % rollout.steps
     for depth in (1, 2, 3):
-        stm, previous = replay_memory(policy.remember, rollout.snapshots, rollout.written,
-                                      rollout.written_mask, rows, steps, depth)
+        stm, previous = replay_memory(policy.remember, rollout, rows, steps, depth)
         torch.testing.assert_close(stm, rollout.snapshots[rows, steps + 1], atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(previous, rollout.snapshots[rows, steps], atol=1e-5, rtol=1e-5)
     query, query_mask = trim_padding(rollout.queries[rows, steps], rollout.query_mask[rows, steps])
@@ -86,13 +85,34 @@ def test_logprobs_and_memory_recomputed_before_any_update_equal_the_stored_ones(
     torch.testing.assert_close(out.values, rollout.values[rows, steps], atol=1e-5, rtol=1e-5)
 
 
+def test_the_rollouts_reads_are_its_layout_by_the_index_rule(setup):
+    """Follow-up k read the STM after writes 0..k (snapshot k + 1), and the interaction written just before it is
+    write k; the reads the update uses say so, for any mix of rows and steps, with padding columns dropped."""
+    rollout = collect(setup, teacher_forcing=True)  # written interactions differ from the answers
+    rows, steps = rollout.locate(torch.tensor([5, 0, 23, 7, 12]))
+    assert rows.tolist() == [1, 0, 7, 2, 4] and steps.tolist() == [2, 0, 2, 1, 0]
+    assert torch.equal(rollout.stm_read_by(rows, steps), rollout.snapshots[rows, steps + 1])
+    assert torch.equal(rollout.stm_before(rows, steps), rollout.snapshots[rows, steps])
+    for read, (ids, mask) in ((rollout.written_before, (rollout.written, rollout.written_mask)),
+                              (rollout.query, (rollout.queries, rollout.query_mask)),
+                              (rollout.answer, (rollout.answers, rollout.answer_mask))):
+        got, got_mask = read(rows, steps)
+        width = int(mask[rows, steps].sum(1).max())
+        assert got.shape[1] == width and torch.equal(got, ids[rows, steps][:, :width])
+        assert torch.equal(got_mask, mask[rows, steps][:, :width])
+    ids, mask = rollout.interaction(rows, steps + 1)  # what follow-up k's answer led to (the reference here)
+    assert torch.equal(ids[mask], rollout.written[rows, steps + 1][rollout.written_mask[rows, steps + 1]])
+    tensors = [rollout.snapshots, rollout.rewards, rollout.rewarded, rollout.values, rollout.reset,
+               rollout.group_ids, rollout.answers, rollout.references, *rollout.components.values()]
+    assert {t.device for t in tensors} == {rollout.logprobs.device}  # one device for all
+
+
 def test_memory_replay_carries_gradients_to_the_memory_system(setup):
     _, _, policy = setup
     rollout = collect(setup)
     rows, steps = torch.tensor([0, 1]), torch.tensor([2, 0])
     policy.zero_grad(set_to_none=True)
-    stm, _ = replay_memory(policy.remember, rollout.snapshots, rollout.written,
-                           rollout.written_mask, rows, steps, depth=2)
+    stm, _ = replay_memory(policy.remember, rollout, rows, steps, depth=2)
     stm.pow(2).sum().backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in policy.model.memory_attention.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in policy.model.encoder.parameters())

@@ -6,11 +6,13 @@ follow-ups: answer from the memory, get the reward, write the interaction (the q
 or with the reference answer under teacher forcing) to memory. Stored per follow-up step: query and answer
 tokens, the answer's log-probs under the collecting policy, the critic's value, the reward (and its
 components), and the STM *before every write* as detached snapshots, with the interactions written, so the
-update can recompute any write with gradients from a snapshot.
+update can recompute any write with gradients from a snapshot. Everything lives on the policy's device.
 
 Write j (0-based) is the first interaction for j = 0 and follow-up j − 1's interaction afterwards; follow-up k
-reads the STM after write k, i.e. `snapshots[:, k + 1]`. There are T + 1 writes; the STM after the last one is
-`final_stm`, the memory a sample carries into its next episode when resets are random.
+reads the STM after writes 0..k. That rule is `Rollout`'s alone: the update asks it for what an answer read
+(`stm_read_by`, `written_before`, `writes_read_by`) and never indexes the snapshots itself. There are T + 1
+writes; the STM after the last one is `final_stm`, the memory a sample carries into its next episode when
+resets are random.
 
 Branching (`RolloutSettings.branch`): the rollouts of one episode (rows that share a group id) start from one
 STM and, after every follow-up, all write the interaction of one of them, drawn at random; so at every step
@@ -57,7 +59,10 @@ class RolloutSettings:
 
 @dataclass
 class Rollout:
-    """B episodes of T follow-ups. Token tensors are right-padded with the tokenizer's pad id."""
+    """B episodes of T follow-ups, on one device. Token tensors are right-padded with the tokenizer's pad id.
+
+    An answer is addressed by (row b, step k), in the reads below as two [M] index tensors `rows`, `steps`;
+    token reads drop the columns that are padding in all M rows."""
 
     snapshots: torch.Tensor  # [B, T+1, L, S, D] STM before write j (detached)
     written: torch.Tensor  # [B, T+1, Tw] interaction of write j
@@ -90,6 +95,39 @@ class Rollout:
     @property
     def nonfinite(self) -> bool:
         return not bool(torch.isfinite(self.rewards).all())
+
+    def locate(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Flat answer indices b * T + k [M] (as in `rewards.flatten()`) -> (rows [M], steps [M])."""
+        return items // self.steps, items % self.steps
+
+    @staticmethod
+    def writes_read_by(steps: torch.Tensor) -> torch.Tensor:
+        """[M] how many writes the STM read by follow-up k holds: the first interaction and follow-ups < k."""
+        return steps + 1
+
+    def stm_before(self, rows: torch.Tensor, writes: torch.Tensor) -> torch.Tensor:
+        """The STM before write j of each row (= after writes < j), detached: [M, L, S, D]."""
+        return self.snapshots[rows, writes]
+
+    def stm_read_by(self, rows: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+        """The STM each answer was given from at collection, detached: [M, L, S, D]."""
+        return self.stm_before(rows, self.writes_read_by(steps))
+
+    def interaction(self, rows: torch.Tensor, writes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What write j wrote: ids, mask [M, Tw]."""
+        return trim_padding(self.written[rows, writes], self.written_mask[rows, writes])
+
+    def written_before(self, rows: torch.Tensor, steps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The interaction written just before each answer (the critic reads it): ids, mask [M, Tw]."""
+        return self.interaction(rows, self.writes_read_by(steps) - 1)
+
+    def query(self, rows: torch.Tensor, steps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """ids, mask [M, Tq]."""
+        return trim_padding(self.queries[rows, steps], self.query_mask[rows, steps])
+
+    def answer(self, rows: torch.Tensor, steps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The answers as generated: ids, mask [M, N]."""
+        return trim_padding(self.answers[rows, steps], self.answer_mask[rows, steps])
 
 
 def end_at_first_pad(answer: torch.Tensor, mask: torch.Tensor, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -178,7 +216,7 @@ class _Collector:
         # its first row; the environment may have shuffled the rows.
         first_row: dict[int, int] = {}
         self.group_ids = torch.tensor([first_row.setdefault(id(e), i) for i, e in enumerate(episodes)],
-                                      dtype=torch.long)
+                                      dtype=torch.long, device=device)
         if self.start_stm is None:
             stm = policy.initial_state(self.batch, generator=self.memory_generator)
             reset = torch.ones(self.batch, dtype=torch.bool, device=device)
@@ -186,7 +224,7 @@ class _Collector:
             reset = self.reset.to(device)
             stm = policy.reset_state(self.start_stm.to(device), reset, generator=self.memory_generator)
         if self.settings.branch:  # a group id is its first row
-            stm, reset = stm[self.group_ids.to(device)], reset[self.group_ids.to(device)]
+            stm, reset = stm[self.group_ids], reset[self.group_ids]
         self.reset = reset
         self.samples = [dict(first=episodes[i].first, steps=[]) for i in range(min(self.keep_samples, self.batch))]
         self.stm = self._write(stm, remember_ids, remember_mask)
@@ -218,12 +256,12 @@ class _Collector:
     def record(self, turn: Turn) -> None:
         k, settings = turn.step, self.settings
         for name, value in turn.components.items():
-            self.components.setdefault(name, [torch.zeros(self.batch)] * k).append(value.cpu())
+            self.components.setdefault(name, [turn.rewards.new_zeros(self.batch)] * k).append(value)
         for name in self.components:
             if len(self.components[name]) < k + 1:  # a component missing at this step (no rewarded sample)
-                self.components[name].append(torch.zeros(self.batch))
-        self.rewards.append(turn.rewards.cpu())
-        self.rewarded.append(turn.rewarded.cpu())
+                self.components[name].append(turn.rewards.new_zeros(self.batch))
+        self.rewards.append(turn.rewards)
+        self.rewarded.append(turn.rewarded)
         self.references.append((turn.references, turn.reference_mask))
         for i, sample in enumerate(self.samples):
             sample["steps"].append(dict(query=self.episodes[i].follow_ups[k].query, generated=turn.info["generated"][i],
@@ -234,11 +272,10 @@ class _Collector:
         else:
             interaction = turn.interaction, turn.interaction_mask
             if settings.branch:
-                device = self.policy.model.device
                 if settings.branch_pick == "best":
-                    chosen = best_in_group(turn.rewards.cpu(), self.group_ids).to(device)
+                    chosen = best_in_group(turn.rewards, self.group_ids)
                 else:
-                    chosen = branch_choice(self.group_ids.to(device), self.sample_generator)
+                    chosen = branch_choice(self.group_ids, self.sample_generator)
                 interaction = interaction[0][chosen], interaction[1][chosen]
         self.stm = self._write(self.stm, *interaction, skip=turn.last and not settings.final_write)
 
@@ -269,11 +306,11 @@ class _Collector:
             answers=answer_ids,
             answer_mask=answer_masks,
             logprobs=torch.stack([pad_cols(lp) for lp in self.logprobs], dim=1),
-            values=torch.stack(self.values, dim=1).cpu(),
+            values=torch.stack(self.values, dim=1),
             rewards=torch.stack(self.rewards, dim=1),
             rewarded=torch.stack(self.rewarded, dim=1),
             components={name: torch.stack(v, dim=1) for name, v in self.components.items()},
-            reset=self.reset.cpu(),
+            reset=self.reset,
             group_ids=self.group_ids,
             final_stm=self.stm,
             ref_logprobs=torch.stack([pad_cols(lp) for lp in self.ref_logprobs], dim=1) if self.ref_logprobs else None,
