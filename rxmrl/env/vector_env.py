@@ -1,8 +1,8 @@
 """`VectorMemoryEnv`: N equal-length episodes stepped in lock-step on token arrays, rewarded as one batch.
 
 Every episode of the pool is tokenized once, at construction; `reset` gathers N of one length, and `step`
-works on whole arrays: it decodes the N answers in one call, calls the reward once, and builds the
-interaction arrays with array indexing (no Python loop over samples).
+works on whole arrays: it decodes the N answers in one call, calls the reward once, and joins query and answer
+into the interaction arrays with `rxmrl.tokens.join_padded` (no Python loop over samples).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from rxmrl.env.episodes import select_episodes
 from rxmrl.env.rewards import resolve_reward
 from rxmrl.env.routing import StepRoute, episode_routes
 from rxmrl.reward.base import RewardBatch, as_output
+from rxmrl.tokens import join_padded, pad_to_width
 
 
 @dataclass(frozen=True)
@@ -231,16 +232,11 @@ class VectorMemoryEnv(VectorEnv):
     def _interactions(self, query_ids: np.ndarray, query_mask: np.ndarray, answer_ids: np.ndarray,
                       answer_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """[N, Tq] query + [N, Ta] answer, both right-padded -> [N, Tq + Ta] `[BOS][Q] q [A] a [EOS]`."""
-        n, tq = query_ids.shape
-        width = tq + answer_ids.shape[1]
-        out = np.full((n, width), self.tokenizer.pad_id, dtype=np.int64)
-        out[:, :tq] = np.where(query_mask, query_ids, self.tokenizer.pad_id)
-        query_len = query_mask.sum(axis=1)
-        rows = np.broadcast_to(np.arange(n)[:, None], answer_ids.shape)
-        cols = query_len[:, None] + np.arange(answer_ids.shape[1])[None, :]
-        out[rows[answer_mask], cols[answer_mask]] = answer_ids[answer_mask]
-        total = query_len + answer_mask.sum(axis=1)
-        return out, np.arange(width)[None, :] < total[:, None]
+        pad = self.tokenizer.pad_id
+        ids, mask = join_padded(_tensor(query_ids), _tensor(query_mask), _tensor(answer_ids), _tensor(answer_mask),
+                                pad_id=pad)
+        ids, mask = pad_to_width(ids, mask, query_ids.shape[1] + answer_ids.shape[1], pad)
+        return ids.numpy(), mask.numpy()
 
     def _encode(self, episodes: list[Episode], reward_intermediate: bool) -> _EncodedGroup:
         tok, s = self.tokenizer, episodes[0].steps
