@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from rxmrl.bench.report import write_json
 
 if TYPE_CHECKING:  # torch is imported only when a benchmark runs
+    from rxmrl.env.episode_loop import Turn
     from rxmrl.model.sampling import Sampling
 
 DEFAULT_REWARD = "mrl-composite"
@@ -257,7 +258,7 @@ def run_retention(
 def _run_batch(system: System, chunk: list[Any], reward_fn: Any, tally: _Tally, *, seed: int, sampling: Sampling,
                keep_samples: int, max_query_len: int, max_answer_len: int, max_new_tokens: int) -> None:
     """One batch of equal-length episodes through the shared episode loop, from the first interaction to the
-    last follow-up; the rows are the chunk's episodes in order."""
+    last follow-up."""
     from rxmrl.env.episode_loop import make_env, run_episodes
 
     steps = chunk[0].steps
@@ -266,6 +267,7 @@ def _run_batch(system: System, chunk: list[Any], reward_fn: Any, tally: _Tally, 
                    reward_intermediate=tally.reward_intermediate)
     run = _SystemRun(system, tally, seed=seed, sampling=sampling, max_new_tokens=max_new_tokens,
                      keep_samples=keep_samples)
+    # ids are handed over on the CPU (each system moves them to its model); the rows are the chunk, in order
     run_episodes(env, run, "cpu", options={"steps": steps, "indices": list(range(len(chunk)))})
     tally.episode_rewards += [sum(r) / len(r) for r in run.episode_rewards if r]  # an episode's mean rewarded step
     tally.samples += run.samples
@@ -296,7 +298,7 @@ class _SystemRun:
         return self.system.respond(self.state, query_ids, query_mask, max_new_tokens=self.max_new_tokens,
                                    sampling=self.sampling, generator=self.generator)
 
-    def record(self, turn: Any) -> None:
+    def record(self, turn: Turn) -> None:
         self.state = self.system.record(self.state, turn.interaction, turn.interaction_mask)
         self.tally.score_step(self.episodes, turn.step, turn.rewards, turn.info, self.episode_rewards, self.samples)
 

@@ -164,7 +164,7 @@ class MrlTrainer:
             entropy=out.entropy.float(),
             mask=answer_mask,
             advantages=advantages[rows, steps],
-            active=torch.ones(len(items), dtype=torch.bool, device=items.device),
+            active=torch.ones(len(items), dtype=torch.bool, device=rows.device),
             values=out.values.float(),
             old_values=rollout.values[rows, steps],
             returns=returns[rows, steps],

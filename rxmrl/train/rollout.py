@@ -97,7 +97,9 @@ class Rollout:
         return not bool(torch.isfinite(self.rewards).all())
 
     def locate(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Flat answer indices b * T + k [M] (as in `rewards.flatten()`) -> (rows [M], steps [M])."""
+        """Flat answer indices b * T + k [M] (as in `rewards.flatten()`) -> (rows [M], steps [M]) on the
+        rollout's device."""
+        items = items.to(self.rewards.device)
         return items // self.steps, items % self.steps
 
     @staticmethod
@@ -175,8 +177,8 @@ def collect_rollout(
     keep_samples: int = 0,
     autocast: Any = None,
 ) -> Rollout:
-    """Run one batch of episodes in `env` (from `make_env`, with a reward from `rxmrl.train.guard.tolerant_reward`
-    so that a non-finite score arrives as the env's info["nonfinite"] and is stored as NaN)."""
+    """Run one batch of episodes in `env` (from `rxmrl.env.episode_loop.make_env`, its reward from
+    `rxmrl.train.guard.tolerant_reward`: a non-finite score arrives as info["nonfinite"] and is stored as NaN)."""
     collector = _Collector(policy, settings, pad_id=pad_id, eos_id=eos_id, start_stm=start_stm, reset=reset,
                            memory_generator=memory_generator, sample_generator=sample_generator,
                            reference_model=reference_model, keep_samples=keep_samples, autocast=autocast)
@@ -193,7 +195,7 @@ class _Collector:
                  sample_generator: torch.Generator | None, reference_model: torch.nn.Module | None,
                  keep_samples: int, autocast: Any) -> None:
         self.policy, self.settings, self.pad_id, self.eos_id = policy, settings, pad_id, eos_id
-        self.start_stm, self.reset = start_stm, reset
+        self.start_stm, self.start_reset = start_stm, reset
         self.memory_generator, self.sample_generator = memory_generator, sample_generator
         self.reference_model, self.keep_samples = reference_model, keep_samples
         self.autocast = autocast or contextlib.nullcontext
@@ -221,7 +223,7 @@ class _Collector:
             stm = policy.initial_state(self.batch, generator=self.memory_generator)
             reset = torch.ones(self.batch, dtype=torch.bool, device=device)
         else:
-            reset = self.reset.to(device)
+            reset = self.start_reset.to(device)
             stm = policy.reset_state(self.start_stm.to(device), reset, generator=self.memory_generator)
         if self.settings.branch:  # a group id is its first row
             stm, reset = stm[self.group_ids], reset[self.group_ids]
@@ -264,8 +266,9 @@ class _Collector:
         self.rewarded.append(turn.rewarded)
         self.references.append((turn.references, turn.reference_mask))
         for i, sample in enumerate(self.samples):
-            sample["steps"].append(dict(query=self.episodes[i].follow_ups[k].query, generated=turn.info["generated"][i],
-                                        reference=turn.info["reference"][i], reward=float(turn.rewards[i])))
+            sample["steps"].append(dict(query=self.episodes[i].follow_ups[k].query,
+                                        generated=turn.info["generated"][i], reference=turn.info["reference"][i],
+                                        reward=float(turn.rewards[i])))
         if settings.teacher_forcing:
             interaction = join_padded(turn.query, turn.query_mask, turn.references, turn.reference_mask,
                                       pad_id=self.pad_id, max_len=settings.max_interaction_len)
