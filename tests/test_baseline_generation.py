@@ -7,6 +7,7 @@ import torch
 from rxmrl.baseline.generation import decode_step, generate_stateless, left_pad, prefill
 from rxmrl.baseline.model import build_stateless_model, stateless_config
 from rxmrl.model import load_preset
+from rxmrl.model.sampling import Sampling
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +68,6 @@ def test_eos_ends_a_row_with_padding_and_logprobs_are_the_models(model):
 
 def test_sampling_follows_its_generator(model):
     batch = prompts([5, 5])
-    runs = [generate_stateless(model, batch, max_new_tokens=6, eos_id=None, greedy=False,
+    runs = [generate_stateless(model, batch, max_new_tokens=6, eos_id=None, sampling=Sampling(),
                                generator=torch.Generator().manual_seed(s)).tokens for s in (1, 1, 2)]
     assert torch.equal(runs[0], runs[1]) and not torch.equal(runs[0], runs[2])

@@ -9,6 +9,7 @@ from rxmrl.baseline.model import build_stateless_model, stateless_config
 from rxmrl.bench.latency import _Clock, rxt_turn, stateless_turn
 from rxmrl.cli import main
 from rxmrl.model import RxT, load_preset
+from rxmrl.model.sampling import GREEDY
 
 
 def test_rxt_turn_generates_and_writes_like_the_model():
@@ -18,7 +19,8 @@ def test_rxt_turn_generates_and_writes_like_the_model():
     query = torch.randint(7, 64, (2, 10))
     with torch.inference_mode():
         times, next_stm, memory = rxt_turn(model, stm, model.memory_kv(stm), query, 6, _Clock(torch.device("cpu")))
-        expected = model.generate(query, torch.ones_like(query, dtype=torch.bool), stm, max_new_tokens=6, greedy=True)
+        expected = model.generate(query, torch.ones_like(query, dtype=torch.bool), stm, max_new_tokens=6,
+                                  sampling=GREEDY)
         interaction = torch.cat([query, expected.tokens], dim=1)
         expected_stm = model.update_memory(stm, interaction, torch.ones_like(interaction, dtype=torch.bool))
         expected_memory = model.memory_kv(expected_stm)

@@ -107,12 +107,12 @@ def test_a_memory_only_control_freezes_the_decoder_and_the_encoder(tmp_path):
 
 
 def test_sampled_evaluation_uses_one_temperature_for_every_system_and_says_so(tmp_path):
-    from rxmrl.bench.retention import Sampling
+    from rxmrl.model.sampling import GREEDY, Sampling
 
     common = dict(overrides=[], seeds=1, episodes=4, batch_size=4, control=False, control_lr=0.0, progress=False)
     greedy = MrlGain("curricula/cpu-demo.toml", tmp_path / "ws", tmp_path / "a", **common)
     sampled = MrlGain("curricula/cpu-demo.toml", tmp_path / "ws", tmp_path / "b", temperature=0.8, **common)
-    assert greedy._sampling() == Sampling() and sampled._sampling() == Sampling(greedy=False, temperature=0.8)
+    assert greedy._sampling() == GREEDY and sampled._sampling() == Sampling(greedy=False, temperature=0.8)
     assert sampled.settings["temperature"] == 0.8
     report = {"gains": {"cumulative-8": {}}, "systems": {"cumulative-8": {}}, "decoding": "sampled at temperature 0.8"}
     assert "(held-out test episodes, sampled at temperature 0.8)" in summary_table(report)

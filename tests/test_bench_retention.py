@@ -10,11 +10,12 @@ from rxmrl.baseline import system as baseline_system
 from rxmrl.baseline.model import build_stateless_model, save_baseline, stateless_config
 from rxmrl.baseline.system import StatelessSystem
 from rxmrl.baseline.tokenizer import to_hf_tokenizer
-from rxmrl.bench.retention import RxTSystem, Sampling, fact_recall_score, run_retention, rxt_systems
+from rxmrl.bench.retention import RxTSystem, fact_recall_score, run_retention, rxt_systems
 from rxmrl.cli import main
 from rxmrl.data import Episode, Interaction, synthesize_episodes, train_tokenizer
 from rxmrl.env.routing import route_step
 from rxmrl.model import RxT, load_preset
+from rxmrl.model.sampling import GREEDY, Sampling
 from rxmrl.reward.base import RewardOutput
 
 LIMITS = dict(max_query_len=32, max_answer_len=32)
@@ -145,7 +146,7 @@ def test_memory_ablation_reads_a_fresh_stm_before_every_answer(tokenizer):
         for step, follow_up in zip(sample["steps"], episode.follow_ups):
             query = torch.tensor([tokenizer.encode_query(follow_up.query, 32)])
             out = model.generate(query, torch.ones_like(query, dtype=torch.bool), model.initial_stm(1),
-                                 max_new_tokens=31, eos_id=tokenizer.eos_id, greedy=True)
+                                 max_new_tokens=31, eos_id=tokenizer.eos_id, sampling=GREEDY)
             assert step["generated"] == tokenizer.decode(out.tokens[0][out.mask[0]].tolist())
 
 
@@ -162,7 +163,7 @@ def test_rxt_system_writes_its_own_answers_in_order(tokenizer):
     for follow_up, step in zip(episode.follow_ups, sample["steps"]):
         query = torch.tensor([tokenizer.encode_query(follow_up.query, 32)])
         out = model.generate(query, torch.ones_like(query, dtype=torch.bool), stm, max_new_tokens=31,
-                             eos_id=tokenizer.eos_id, greedy=True)
+                             eos_id=tokenizer.eos_id, sampling=GREEDY)
         answer = out.tokens[0][out.mask[0]].tolist()
         assert step["generated"] == tokenizer.decode(answer)
         if answer[-1] != tokenizer.eos_id:  # the env ends an answer cut at 31 tokens with EOS

@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from rxmrl.data import synthesize_episodes, train_tokenizer
+from rxmrl.env.episode_loop import make_env
 from rxmrl.model import RxT, load_preset
+from rxmrl.model.sampling import Sampling
 from rxmrl.policy import CriticConfig, RxTPolicy
 from rxmrl.tokens import trim_padding
 from rxmrl.train.dmpo_config import DmpoConfig
@@ -15,7 +17,7 @@ from rxmrl.train.dmpo_trainer import DmpoTrainer, dmpo_rollout_settings, prefere
 from rxmrl.train.guard import NonFiniteGuard, tolerant_reward
 from rxmrl.train.mrl_trainer import build_optimizer
 from rxmrl.train.optim_config import LearningRates
-from rxmrl.train.rollout import Rollout, RolloutSettings, best_in_group, collect_rollout, make_env
+from rxmrl.train.rollout import Rollout, RolloutSettings, best_in_group, collect_rollout
 
 
 def answer_length(batch):
@@ -40,12 +42,12 @@ def collect(setup, config, policy=None, seed=0):
     policy = policy or base
     group = config.group_size if config.pairs == "sampled" else 1
     grouped = [e for e in episodes[:2] for _ in range(group)]
-    env_reward, filtered = tolerant_reward(answer_length, "answer_length")
+    env_reward, _ = tolerant_reward(answer_length, "answer_length")
     env = make_env(grouped, tokenizer, env_reward, steps=3, seed=seed, max_query_len=40, max_answer_len=13,
                    max_interaction_len=160)
-    settings = dmpo_rollout_settings(config, RolloutSettings(max_new_tokens=12, temperature=1.5,
+    settings = dmpo_rollout_settings(config, RolloutSettings(max_new_tokens=12, sampling=Sampling(temperature=1.5),
                                                              max_interaction_len=160))
-    return collect_rollout(policy, env, filtered, settings, pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id,
+    return collect_rollout(policy, env, settings, pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id,
                            memory_generator=torch.Generator().manual_seed(seed),
                            sample_generator=torch.Generator().manual_seed(seed + 1))
 
@@ -114,7 +116,7 @@ def test_the_group_writes_its_accepted_answer_and_shares_one_memory(setup):
 
 
 @pytest.mark.parametrize("pairs", ["sampled", "reset"])
-def test_a_pair_is_scored_from_the_accepted_history_without_the_pair_itself(setup, pairs):
+def test_a_pair_is_scored_from_the_accepted_history_without_the_pair_itself(setup, pairs, monkeypatch):
     """The leak rule: the STM that scores step k holds the first interaction and the accepted interactions of
     steps < k, computed with gradients, never step k's accepted interaction."""
     _, _, policy = setup
@@ -124,7 +126,8 @@ def test_a_pair_is_scored_from_the_accepted_history_without_the_pair_itself(setu
     found = preference_pairs(rollout, pairs, pad_id=0)
     assert len(found) > 0
     seen = []
-    trainer._write = lambda stm, ids, mask: (seen.append(ids), policy.remember(stm, ids, mask))[1]
+    write = policy.remember
+    monkeypatch.setattr(policy, "remember", lambda stm, ids, mask: (seen.append(ids), write(stm, ids, mask))[1])
     for i in range(len(found)):
         row, k = found.rows[i], found.steps[i]
         seen.clear()
@@ -136,7 +139,7 @@ def test_a_pair_is_scored_from_the_accepted_history_without_the_pair_itself(setu
             chain = rollout.snapshots[row, 0][None]
             for j in range(int(k) + 1):
                 ids, mask = trim_padding(rollout.written[row, j][None], rollout.written_mask[row, j][None])
-                chain = policy.remember(chain, ids, mask)
+                chain = write(chain, ids, mask)
         torch.testing.assert_close(stm.detach(), chain, atol=1e-5, rtol=1e-5)
         # none of them is step k's accepted interaction (query k + the accepted answer)
         query = rollout.queries[row, k][rollout.query_mask[row, k]].tolist()
@@ -147,7 +150,7 @@ def test_a_pair_is_scored_from_the_accepted_history_without_the_pair_itself(setu
         # and the one that holds it (write k + 1) makes a different memory
         with torch.no_grad():
             ids, mask = trim_padding(rollout.written[row, k + 1][None], rollout.written_mask[row, k + 1][None])
-            assert not torch.allclose(policy.remember(chain, ids, mask), chain)
+            assert not torch.allclose(write(chain, ids, mask), chain)
 
 
 @pytest.mark.parametrize("pairs", ["sampled", "reset"])

@@ -115,6 +115,28 @@ def test_only_rewarded_rows_reach_the_reward(tok):
     assert recorder.batches[1].remember[int(np.flatnonzero(~is_lr)[0])] == [FIRST, F1]
 
 
+def test_nonfinite_scores_of_a_tolerant_reward_arrive_in_the_info_of_their_rows(tok):
+    from rxmrl.train.guard import tolerant_reward
+
+    def nan_for_the_last_rewarded(batch):
+        return [1.0] * (len(batch) - 1) + [float("nan")]
+
+    cumulative = Episode(FIRST, (F1, F2), strategy="cumulative")
+    long_range = Episode(FIRST, (F1, F2), strategy="long_range")
+    env_reward, _ = tolerant_reward(nan_for_the_last_rewarded, "nan_last")
+    venv = VectorMemoryEnv([cumulative, long_range], num_envs=8, tokenizer=tok, reward=env_reward,
+                           reward_intermediate=False, seed=0)
+    venv.reset()
+    actions, _ = tok.batch_encode_answers([F1.answer] * 8, max_len=64)
+    _, rewards, _, _, info = venv.step(actions)  # only the cumulative rows are rewarded at step 1
+    last_rewarded = np.flatnonzero(info["rewarded"])[-1]
+    assert info["nonfinite"].tolist() == [row == last_rewarded for row in range(8)]
+    assert rewards[last_rewarded] == 0.0 and (rewards[info["rewarded"] & ~info["nonfinite"]] == 1.0).all()
+    plain = VectorMemoryEnv([cumulative], num_envs=2, tokenizer=tok, reward=token_f1_reward, seed=0)
+    plain.reset()
+    assert plain.step(actions[:2])[4]["nonfinite"].tolist() == [False, False]  # a plain reward sets no flag
+
+
 def test_reset_picks_lengths_and_is_reproducible(tok):
     make = lambda: VectorMemoryEnv(num_envs=4, tokenizer=tok, reward=token_f1_reward, steps=[2, 4],  # noqa: E731
                                    synthetic_episodes=6, seed=9)

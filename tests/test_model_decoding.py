@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rxmrl.model import RxT, load_preset
-from rxmrl.model.generation import choose_tokens
+from rxmrl.model.sampling import GREEDY, Sampling, choose_tokens
 
 EOS, PAD = 3, 0
 
@@ -65,19 +65,19 @@ def test_explicit_positions_match_the_default(model, stm):
 
 def test_cached_and_uncached_greedy_generation_are_identical(model, stm):
     query, mask = padded_queries()
-    cached = model.generate(query, mask, stm, max_new_tokens=12, eos_id=None, greedy=True)
-    uncached = model.generate(query, mask, stm, max_new_tokens=12, eos_id=None, greedy=True, use_cache=False)
+    cached = model.generate(query, mask, stm, max_new_tokens=12, eos_id=None, sampling=GREEDY)
+    uncached = model.generate(query, mask, stm, max_new_tokens=12, eos_id=None, sampling=GREEDY, use_cache=False)
     assert torch.equal(cached.tokens, uncached.tokens)
     torch.testing.assert_close(cached.logprobs, uncached.logprobs, atol=1e-5, rtol=1e-5)
 
 
 def test_batched_generation_with_padding_equals_one_by_one(model, stm):
     query, mask = padded_queries()
-    batched = model.generate(query, mask, stm, max_new_tokens=10, eos_id=None, greedy=True)
+    batched = model.generate(query, mask, stm, max_new_tokens=10, eos_id=None, sampling=GREEDY)
     for i in range(3):
         length = int(mask[i].sum())
         alone = model.generate(query[i : i + 1, :length], mask[i : i + 1, :length], stm[i : i + 1],
-                               max_new_tokens=10, eos_id=None, greedy=True)
+                               max_new_tokens=10, eos_id=None, sampling=GREEDY)
         assert torch.equal(alone.tokens[0], batched.tokens[i])
         torch.testing.assert_close(alone.logprobs[0], batched.logprobs[i], atol=1e-5, rtol=1e-5)
 
@@ -104,7 +104,7 @@ def test_padded_memory_slots_are_ignored(model):
 def test_eos_ends_each_sample_and_pads_after_it(model, stm):
     query, mask = padded_queries()
     gen = model.generate(query, mask, stm, max_new_tokens=30, eos_id=EOS, pad_id=PAD,
-                         generator=torch.Generator().manual_seed(0), temperature=3.0)
+                         generator=torch.Generator().manual_seed(0), sampling=Sampling(temperature=3.0))
     for i in range(3):
         ids = gen.tokens[i].tolist()
         if EOS in ids:
@@ -133,8 +133,9 @@ def forced_eos_model():
 @pytest.mark.parametrize("greedy", [True, False])
 def test_answer_logprobs_equal_generation_logprobs(model, stm, greedy):
     query, mask = padded_queries()
-    gen = model.generate(query, mask, stm, max_new_tokens=14, eos_id=EOS, pad_id=PAD, greedy=greedy,
-                         temperature=1.5, top_k=20, top_p=0.9, generator=torch.Generator().manual_seed(2))
+    sampling = Sampling(greedy=greedy, temperature=1.5, top_k=20, top_p=0.9)
+    gen = model.generate(query, mask, stm, max_new_tokens=14, eos_id=EOS, pad_id=PAD, sampling=sampling,
+                         generator=torch.Generator().manual_seed(2))
     scores = model.answer_logprobs(query, mask, gen.tokens, gen.mask, stm, return_logits=True)
     torch.testing.assert_close(scores.logprobs, gen.logprobs, atol=1e-5, rtol=1e-5)
     assert scores.logits.shape == (3, gen.tokens.shape[1], 64)
@@ -156,22 +157,23 @@ def test_answer_logprobs_with_early_eos_and_short_answers():
 def test_top_k_one_and_tiny_top_p_are_greedy():
     logits = torch.randn(5, 50)
     greedy = logits.argmax(-1)
-    assert torch.equal(choose_tokens(logits, top_k=1, generator=torch.Generator().manual_seed(0)), greedy)
-    assert torch.equal(choose_tokens(logits, top_p=1e-6, generator=torch.Generator().manual_seed(0)), greedy)
-    assert torch.equal(choose_tokens(logits, temperature=0.0), greedy)
+    assert torch.equal(choose_tokens(logits, Sampling(top_k=1), torch.Generator().manual_seed(0)), greedy)
+    assert torch.equal(choose_tokens(logits, Sampling(top_p=1e-6), torch.Generator().manual_seed(0)), greedy)
+    assert torch.equal(choose_tokens(logits, Sampling(temperature=0.0)), greedy)
+    assert torch.equal(choose_tokens(logits, GREEDY), greedy)
 
 
 def test_sampling_frequencies_follow_the_filtered_distribution():
     probs = torch.tensor([0.5, 0.3, 0.15, 0.05])
     logits = probs.log().expand(40000, 4)
     gen = torch.Generator().manual_seed(0)
-    plain = torch.bincount(choose_tokens(logits, generator=gen), minlength=4) / 40000
+    plain = torch.bincount(choose_tokens(logits, Sampling(), gen), minlength=4) / 40000
     torch.testing.assert_close(plain, probs, atol=0.01, rtol=0)
     # top-p 0.7: tokens 0 and 1 (the mass above token 2 is already 0.8 >= 0.7), renormalised.
-    nucleus = torch.bincount(choose_tokens(logits, top_p=0.7, generator=gen), minlength=4) / 40000
+    nucleus = torch.bincount(choose_tokens(logits, Sampling(top_p=0.7), gen), minlength=4) / 40000
     torch.testing.assert_close(nucleus, torch.tensor([0.625, 0.375, 0.0, 0.0]), atol=0.01, rtol=0)
     # top-k 3 at temperature 2: softmax(log p / 2) over the three best.
-    hot = torch.bincount(choose_tokens(logits, top_k=3, temperature=2.0, generator=gen), minlength=4) / 40000
+    hot = torch.bincount(choose_tokens(logits, Sampling(top_k=3, temperature=2.0), gen), minlength=4) / 40000
     expected = probs[:3].sqrt() / probs[:3].sqrt().sum()
     torch.testing.assert_close(hot, torch.cat([expected, torch.zeros(1)]), atol=0.01, rtol=0)
 

@@ -12,6 +12,7 @@ from rxmrl.model.kv_cache import KVCache
 from rxmrl.model.moe import _DENSE_STEP_MAX_TOKENS, MixtureOfExperts
 from rxmrl.model.norm import RMSNorm
 from rxmrl.model.rope import RotaryEmbedding, apply_rotary
+from rxmrl.model.sampling import GREEDY, Sampling
 
 PAD = 0
 
@@ -186,11 +187,12 @@ def test_long_batch_one_generation_matches_uncached_and_scoring(model, stm):
     """Batch 1 and >= 16 new tokens: the loop uses the transposed LM-head copy."""
     query = torch.randint(7, 64, (1, 5))
     mask = torch.ones_like(query, dtype=torch.bool)
-    cached = model.generate(query, mask, stm[:1], max_new_tokens=24, eos_id=None, greedy=True)
-    uncached = model.generate(query, mask, stm[:1], max_new_tokens=24, eos_id=None, greedy=True, use_cache=False)
+    cached = model.generate(query, mask, stm[:1], max_new_tokens=24, eos_id=None, sampling=GREEDY)
+    uncached = model.generate(query, mask, stm[:1], max_new_tokens=24, eos_id=None, sampling=GREEDY, use_cache=False)
     assert torch.equal(cached.tokens, uncached.tokens)
     torch.testing.assert_close(cached.logprobs, uncached.logprobs, atol=1e-5, rtol=1e-5)
-    sampled = model.generate(query, mask, stm[:1], max_new_tokens=24, eos_id=3, pad_id=PAD, temperature=1.5,
+    sampled = model.generate(query, mask, stm[:1], max_new_tokens=24, eos_id=3, pad_id=PAD,
+                             sampling=Sampling(temperature=1.5),
                              generator=torch.Generator().manual_seed(3))
     scores = model.answer_logprobs(query, mask, sampled.tokens, sampled.mask, stm[:1])
     torch.testing.assert_close(scores.logprobs, sampled.logprobs, atol=1e-5, rtol=1e-5)
@@ -201,7 +203,7 @@ def test_compiled_step_generates_what_eager_does(model, stm):
     query, mask = padded_queries()
     for batch in (1, 3):
         q, m, s = query[:batch], mask[:batch], stm[:batch]
-        eager = model.generate(q, m, s, max_new_tokens=20, eos_id=None, greedy=True)
-        compiled = model.generate(q, m, s, max_new_tokens=20, eos_id=None, greedy=True, compile=True)
+        eager = model.generate(q, m, s, max_new_tokens=20, eos_id=None, sampling=GREEDY)
+        compiled = model.generate(q, m, s, max_new_tokens=20, eos_id=None, sampling=GREEDY, compile=True)
         assert torch.equal(compiled.tokens, eager.tokens)
         torch.testing.assert_close(compiled.logprobs, eager.logprobs, atol=1e-5, rtol=1e-5)

@@ -5,12 +5,14 @@ import pytest
 import torch
 
 from rxmrl.data import synthesize_episodes, train_tokenizer
+from rxmrl.env.episode_loop import make_env
 from rxmrl.model import RxT, load_preset
+from rxmrl.model.sampling import GREEDY, Sampling
 from rxmrl.policy import CriticConfig, RxTPolicy
 from rxmrl.tokens import join_padded, trim_padding
 from rxmrl.train.guard import tolerant_reward
 from rxmrl.train.memory_replay import replay_memory
-from rxmrl.train.rollout import RolloutSettings, collect_rollout, end_at_first_pad, make_env
+from rxmrl.train.rollout import RolloutSettings, collect_rollout, end_at_first_pad
 
 
 def word_overlap(batch):
@@ -39,11 +41,11 @@ def collect(setup, *, teacher_forcing=False, start_stm=None, reset=None, seed=0,
             reward_intermediate=True, **settings):
     all_episodes, tokenizer, policy = setup
     episodes = episodes or all_episodes
-    env_reward, filtered = tolerant_reward(word_overlap, "word_overlap")
+    env_reward, _ = tolerant_reward(word_overlap, "word_overlap")
     env = make_env(episodes, tokenizer, env_reward, steps=3, seed=seed, max_query_len=40, max_answer_len=13,
                    max_interaction_len=160, reward_intermediate=reward_intermediate)
     settings = RolloutSettings(max_new_tokens=12, teacher_forcing=teacher_forcing, max_interaction_len=160, **settings)
-    return collect_rollout(policy, env, filtered, settings, pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id,
+    return collect_rollout(policy, env, settings, pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id,
                            start_stm=start_stm, reset=reset,
                            memory_generator=torch.Generator().manual_seed(seed),
                            sample_generator=torch.Generator().manual_seed(seed + 1), keep_samples=keep)
@@ -70,8 +72,7 @@ def test_logprobs_and_memory_recomputed_before_any_update_equal_the_stored_ones(
     items = torch.arange(rollout.batch_size * rollout.steps)
     rows, steps = items // rollout.steps, items % rollout.steps
     for depth in (1, 2, 3):
-        stm, previous = replay_memory(lambda s, i, m: policy.remember(s, i, m), rollout.snapshots, rollout.written,
-                                      rollout.written_mask, rows, steps, depth)
+        stm, previous = replay_memory(policy.remember, rollout, rows, steps, depth)
         torch.testing.assert_close(stm, rollout.snapshots[rows, steps + 1], atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(previous, rollout.snapshots[rows, steps], atol=1e-5, rtol=1e-5)
     query, query_mask = trim_padding(rollout.queries[rows, steps], rollout.query_mask[rows, steps])
@@ -84,13 +85,34 @@ def test_logprobs_and_memory_recomputed_before_any_update_equal_the_stored_ones(
     torch.testing.assert_close(out.values, rollout.values[rows, steps], atol=1e-5, rtol=1e-5)
 
 
+def test_the_rollouts_reads_are_its_layout_by_the_index_rule(setup):
+    """Follow-up k read the STM after writes 0..k (snapshot k + 1), and the interaction written just before it is
+    write k; the reads the update uses say so, for any mix of rows and steps, with padding columns dropped."""
+    rollout = collect(setup, teacher_forcing=True)  # written interactions differ from the answers
+    rows, steps = rollout.locate(torch.tensor([5, 0, 23, 7, 12]))
+    assert rows.tolist() == [1, 0, 7, 2, 4] and steps.tolist() == [2, 0, 2, 1, 0]
+    assert torch.equal(rollout.stm_read_by(rows, steps), rollout.snapshots[rows, steps + 1])
+    assert torch.equal(rollout.stm_before(rows, steps), rollout.snapshots[rows, steps])
+    for read, (ids, mask) in ((rollout.written_before, (rollout.written, rollout.written_mask)),
+                              (rollout.query, (rollout.queries, rollout.query_mask)),
+                              (rollout.answer, (rollout.answers, rollout.answer_mask))):
+        got, got_mask = read(rows, steps)
+        width = int(mask[rows, steps].sum(1).max())
+        assert got.shape[1] == width and torch.equal(got, ids[rows, steps][:, :width])
+        assert torch.equal(got_mask, mask[rows, steps][:, :width])
+    ids, mask = rollout.interaction(rows, steps + 1)  # what follow-up k's answer led to (the reference here)
+    assert torch.equal(ids[mask], rollout.written[rows, steps + 1][rollout.written_mask[rows, steps + 1]])
+    tensors = [rollout.snapshots, rollout.rewards, rollout.rewarded, rollout.values, rollout.reset,
+               rollout.group_ids, rollout.answers, rollout.references, *rollout.components.values()]
+    assert {t.device for t in tensors} == {rollout.logprobs.device}  # one device for all
+
+
 def test_memory_replay_carries_gradients_to_the_memory_system(setup):
     _, _, policy = setup
     rollout = collect(setup)
     rows, steps = torch.tensor([0, 1]), torch.tensor([2, 0])
     policy.zero_grad(set_to_none=True)
-    stm, _ = replay_memory(lambda s, i, m: policy.remember(s, i, m), rollout.snapshots, rollout.written,
-                           rollout.written_mask, rows, steps, depth=2)
+    stm, _ = replay_memory(policy.remember, rollout, rows, steps, depth=2)
     stm.pow(2).sum().backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in policy.model.memory_attention.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in policy.model.encoder.parameters())
@@ -148,8 +170,9 @@ def test_branching_gives_every_rollout_of_an_episode_the_same_memory(setup):
     grouped = [e for e in episodes[:2] for _ in range(4)]
     carried = torch.randn(8, *policy.initial_state(1).shape[1:])
     reset = torch.tensor([False, True] * 4)
-    plain = collect(setup, episodes=grouped, start_stm=carried, reset=reset, temperature=1.5)
-    rollout = collect(setup, episodes=grouped, start_stm=carried, reset=reset, temperature=1.5, branch=True)
+    hot = Sampling(temperature=1.5)
+    plain = collect(setup, episodes=grouped, start_stm=carried, reset=reset, sampling=hot)
+    rollout = collect(setup, episodes=grouped, start_stm=carried, reset=reset, sampling=hot, branch=True)
     ids = rollout.group_ids
     for group in ids.unique():
         rows = (ids == group).nonzero().squeeze(1)
@@ -204,8 +227,8 @@ def test_join_padded_concatenates_real_tokens():
 @pytest.mark.slow
 def test_compiled_decoding_collects_the_eager_rollout(setup):
     """`RolloutSettings.compile` only changes how decode steps run: greedy answers and everything stored agree."""
-    eager = collect(setup, greedy=True)
-    compiled = collect(setup, greedy=True, compile=True)
+    eager = collect(setup, sampling=GREEDY)
+    compiled = collect(setup, sampling=GREEDY, compile=True)
     assert torch.equal(compiled.answers, eager.answers) and torch.equal(compiled.answer_mask, eager.answer_mask)
     torch.testing.assert_close(compiled.logprobs, eager.logprobs, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(compiled.snapshots, eager.snapshots)

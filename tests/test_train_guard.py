@@ -44,10 +44,9 @@ def test_reward_filter_replaces_nan_and_flags_the_samples():
     out = filtered(batch_of(3))
     assert out.total.tolist() == [1.0, 0.0, 3.0]
     assert out.components["part"].tolist() == [0.5, 0.5, 0.0]
-    assert filtered.last_bad.tolist() == [False, True, True]
-    filtered_list = NonFiniteRewardFilter(lambda b: [2.0, 4.0], "plain")
-    assert filtered_list(batch_of(2)).total.tolist() == [2.0, 4.0]
-    assert filtered_list.last_bad.tolist() == [False, False]
+    assert out.nonfinite.tolist() == [False, True, True]
+    plain = NonFiniteRewardFilter(lambda b: [2.0, 4.0], "plain")(batch_of(2))
+    assert plain.total.tolist() == [2.0, 4.0] and plain.nonfinite.tolist() == [False, False]
 
 
 def test_tolerant_reward_keeps_the_named_wrapper_for_errors():
@@ -60,5 +59,6 @@ def test_tolerant_reward_keeps_the_named_wrapper_for_errors():
 
     with pytest.raises(RewardError, match="broken"):
         env_reward(batch_of(1))
-    env_reward, inner = tolerant_reward(NamedReward("nan", lambda b: [math.nan], user_code=True))
-    assert env_reward(batch_of(1)).total.tolist() == [0.0] and inner.last_bad.tolist() == [True]
+    env_reward, _ = tolerant_reward(NamedReward("nan", lambda b: [math.nan], user_code=True))
+    out = env_reward(batch_of(1))  # the named wrapper's checks pass the flag on
+    assert out.total.tolist() == [0.0] and out.nonfinite.tolist() == [True]

@@ -8,13 +8,14 @@ import pytest
 import torch
 
 from rxmrl.data import synthesize_episodes, train_tokenizer
+from rxmrl.env.episode_loop import make_env
 from rxmrl.model import RxT, load_preset
 from rxmrl.policy import CriticConfig, RxTPolicy
 from rxmrl.train.guard import tolerant_reward
 from rxmrl.train.mrl_config import ImpoConfig
 from rxmrl.train.mrl_trainer import MrlTrainer, build_optimizer, rollout_metrics
 from rxmrl.train.optim_config import LearningRates
-from rxmrl.train.rollout import RolloutSettings, collect_rollout, make_env
+from rxmrl.train.rollout import RolloutSettings, collect_rollout
 from rxmrl.train.unfreeze import apply_unfreeze, parameter_groups, trainable_parameter_ids
 
 
@@ -35,10 +36,10 @@ def make_policy(tokenizer, seed=0):
 
 def rollout_for(policy, tokenizer, episodes, reward=None, seed=0):
     reward = reward or (lambda b: [float(len(g)) for g in b.generated])
-    env_reward, filtered = tolerant_reward(reward, "reward")
+    env_reward, _ = tolerant_reward(reward, "reward")
     env = make_env(episodes, tokenizer, env_reward, steps=2, seed=seed, max_query_len=40, max_answer_len=9,
                    max_interaction_len=160)
-    return collect_rollout(policy, env, filtered, RolloutSettings(max_new_tokens=8), pad_id=tokenizer.pad_id,
+    return collect_rollout(policy, env, RolloutSettings(max_new_tokens=8), pad_id=tokenizer.pad_id,
                            eos_id=tokenizer.eos_id, memory_generator=torch.Generator().manual_seed(seed),
                            sample_generator=torch.Generator().manual_seed(seed + 1))
 

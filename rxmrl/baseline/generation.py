@@ -2,7 +2,7 @@
 
 Prompts of a batch are left-padded (so every row's next token goes to the same column); each row's RoPE
 positions count its real tokens only, and the padding is masked, so a padded batch decodes like its rows one
-by one. Token choice is `rxmrl.model.generation.choose_tokens`, the RxT's own sampler, so greedy or sampled
+by one. Token choice is `rxmrl.model.sampling.choose_tokens`, the RxT's own sampler, so greedy or sampled
 answers of both systems follow the same rule (and sampling draws from an explicit `torch.Generator`).
 
 `prefill` and `decode_step` are exposed separately for the latency benchmark, which times them apart.
@@ -17,7 +17,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from rxmrl.model.generation import Generation, check_sampling, choose_tokens
+from rxmrl.model.generation import Generation
+from rxmrl.model.sampling import GREEDY, Sampling, choose_tokens
 
 
 @dataclass
@@ -72,17 +73,13 @@ def generate_stateless(
     max_new_tokens: int,
     eos_id: int | None,
     pad_id: int = 0,
-    greedy: bool = True,
-    temperature: float = 1.0,
-    top_k: int = 0,
-    top_p: float = 1.0,
+    sampling: Sampling = GREEDY,
     generator: torch.Generator | None = None,
 ) -> Generation:
     """B prompts (token lists) -> Generation with tokens/mask/logprobs [B, N], N <= max_new_tokens.
 
     After a row's EOS (kept) its tokens are `pad_id` and its mask False; `eos_id=None` never stops early.
     """
-    check_sampling(temperature, top_k, top_p)
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     device = next(model.parameters()).device
@@ -91,8 +88,7 @@ def generate_stateless(
     tokens, masks, logprobs = [], [], []
     finished = torch.zeros(len(prompts), dtype=torch.bool, device=device)
     for step in range(max_new_tokens):
-        token = choose_tokens(logits, greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p,
-                              generator=generator)
+        token = choose_tokens(logits, sampling, generator)
         logprob = F.log_softmax(logits.float(), dim=-1).gather(1, token[:, None]).squeeze(1)  # [B]
         alive = ~finished
         if eos_id is not None:

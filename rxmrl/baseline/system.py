@@ -15,6 +15,7 @@ from typing import Any
 
 from rxmrl.baseline.generation import generate_stateless
 from rxmrl.baseline.render import stateless_prompt
+from rxmrl.model.sampling import Sampling
 
 
 @dataclass
@@ -44,7 +45,7 @@ class StatelessSystem:
         return StatelessState([[_real(ids, mask)] for ids, mask in zip(remember_ids, remember_mask)])
 
     def respond(self, state: StatelessState, query_ids: Any, query_mask: Any, *, max_new_tokens: int,
-                sampling: Any, generator: Any) -> Any:
+                sampling: Sampling, generator: Any) -> Any:
         prompts = []
         for history, ids, mask in zip(state.histories, query_ids, query_mask):
             prompt, dropped = stateless_prompt(history, _real(ids, mask), self.context_len - max_new_tokens)
@@ -54,8 +55,7 @@ class StatelessSystem:
             prompts.append(prompt)
         out = generate_stateless(
             self.model, prompts, max_new_tokens=max_new_tokens, eos_id=self.tokenizer.eos_id,
-            pad_id=self.tokenizer.pad_id, greedy=sampling.greedy, temperature=sampling.temperature,
-            top_k=sampling.top_k, top_p=sampling.top_p, generator=generator)
+            pad_id=self.tokenizer.pad_id, sampling=sampling, generator=generator)
         return out.tokens
 
     def record(self, state: StatelessState, interaction_ids: Any, interaction_mask: Any) -> StatelessState:

@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
     from rxmrl.errors import ConfigError
     from rxmrl.model import RxT, load_preset
+    from rxmrl.model.sampling import GREEDY, Sampling
 
     for name in ("new_tokens", "batch", "prompt_len", "turns", "repeats", "uncached_repeats"):
         if getattr(args, name) < 1:
@@ -82,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
                 stm,
                 max_new_tokens=args.new_tokens,
                 eos_id=None,
-                greedy=args.greedy,
+                sampling=GREEDY if args.greedy else Sampling(),
                 generator=generator,
                 use_cache=use_cache,
                 compile=args.compile and use_cache,

@@ -3,9 +3,9 @@ answers are scored with a fixed reward spec and with fact recall. Writes JSON (a
 
 Protocol, as in the RxT paper's 8+1-step benchmark and the same as MRL training's: each episode's first
 interaction is given (written to memory, or kept in the prompt), then the system answers each follow-up;
-its own answer, not the reference, goes into what it remembers. Episodes run through
-`rxmrl.env.VectorMemoryEnv`, so each step is rewarded exactly as in training (reward mode and what to
-recall per strategy, `rxmrl.env.routing`); decoding is greedy unless `--sample`.
+its own answer, not the reference, goes into what it remembers. Episodes run through the episode loop that
+training and its evaluation use (`rxmrl.env.episode_loop`), so each step is rewarded exactly as in training
+(reward mode and what to recall per strategy, `rxmrl.env.routing`); decoding is greedy unless `--sample`.
 
 Systems (any object with `start`/`respond`/`record`, see `System`):
   rxt               the checkpoint: reads its STM, writes each interaction to it;
@@ -36,23 +36,17 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rxmrl.bench.report import write_json
+
+if TYPE_CHECKING:  # torch is imported only when a benchmark runs
+    from rxmrl.env.episode_loop import Turn
+    from rxmrl.model.sampling import Sampling
 
 DEFAULT_REWARD = "mrl-composite"
 DEFAULT_STRATEGY = "cumulative"
 RESERVED_NAMES = ("settings",)
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """How systems pick answer tokens (greedy by default, for reproducible scores)."""
-
-    greedy: bool = True
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
 
 
 class System(Protocol):
@@ -72,12 +66,6 @@ class System(Protocol):
 
     def notes(self, state: Any) -> dict[str, float]:
         """Counts worth reporting for a finished batch (summed over batches), e.g. truncated prompts."""
-
-
-def trim_columns(ids: Any, mask: Any) -> tuple[Any, Any]:
-    """Drop the all-padding columns at the right of ids/mask [N, T] (keeping at least one)."""
-    width = max(1, int(mask.sum(dim=1).max()))
-    return ids[:, :width], mask[:, :width]
 
 
 @dataclass
@@ -107,15 +95,16 @@ class RxTSystem:
         """query ids/mask [N, Tq] -> answer ids [N, W], read from the STM (or a fresh one in the ablation)."""
         import torch
 
-        query_ids, query_mask = trim_columns(query_ids.to(self.model.device), query_mask.to(self.model.device))
+        from rxmrl.tokens import trim_padding
+
+        query_ids, query_mask = trim_padding(query_ids.to(self.model.device), query_mask.to(self.model.device))
         stm = self.model.initial_stm(query_ids.shape[0], generator=state.memory_generator) if self.reset_memory \
             else state.stm
         room = self.model.config.max_seq_len - query_ids.shape[1]
         with torch.no_grad():
             out = self.model.generate(
                 query_ids, query_mask, stm, max_new_tokens=min(max_new_tokens, room), eos_id=self.tokenizer.eos_id,
-                pad_id=self.tokenizer.pad_id, greedy=sampling.greedy, temperature=sampling.temperature,
-                top_k=sampling.top_k, top_p=sampling.top_p, generator=generator)
+                pad_id=self.tokenizer.pad_id, sampling=sampling, generator=generator)
         return out.tokens
 
     def record(self, state: RxTState, interaction_ids: Any, interaction_mask: Any) -> RxTState:
@@ -128,7 +117,9 @@ class RxTSystem:
         """Write interactions ids/mask [N, T] into the STM [N, L, S, D]."""
         import torch
 
-        ids, mask = trim_columns(ids.to(self.model.device), mask.to(self.model.device))
+        from rxmrl.tokens import trim_padding
+
+        ids, mask = trim_padding(ids.to(self.model.device), mask.to(self.model.device))
         # The encoder reads at most max_seq_len tokens (RoPE and training lengths); env limits that add up to
         # more than that lose the end of the answer here, as they would in training.
         ids, mask = ids[:, : self.model.config.max_seq_len], mask[:, : self.model.config.max_seq_len]
@@ -230,7 +221,7 @@ def run_retention(
     max_new_tokens: int | None = None,
     batch_size: int = 16,
     seed: int = 0,
-    sampling: Sampling = Sampling(),
+    sampling: Sampling | None = None,
     keep_samples: int = 0,
     reward_intermediate: bool = True,
 ) -> dict[str, dict[str, Any]]:
@@ -240,14 +231,17 @@ def run_retention(
     `max_query_len`/`max_answer_len` are the env's token limits; answers get at most `max_new_tokens`
     (default max_answer_len - 1, leaving room for EOS). Batches of `batch_size` episodes of equal length,
     in input order; batch b is seeded with seed + 1000 b (initial STMs, sampling), the same for every system.
+    `sampling` defaults to greedy decoding, for reproducible scores.
     """
     from rxmrl.env.rewards import resolve_reward
+    from rxmrl.model.sampling import GREEDY
 
     if not episodes:
         raise ValueError("no episodes to run")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     reward_fn, _ = resolve_reward(DEFAULT_REWARD if reward is None else reward)
+    sampling = sampling or GREEDY
     limits = {"max_query_len": max_query_len, "max_answer_len": max_answer_len,
               "max_new_tokens": max_new_tokens or max_answer_len - 1}
     batches = _equal_length_batches(list(episodes), batch_size)
@@ -263,35 +257,50 @@ def run_retention(
 
 def _run_batch(system: System, chunk: list[Any], reward_fn: Any, tally: _Tally, *, seed: int, sampling: Sampling,
                keep_samples: int, max_query_len: int, max_answer_len: int, max_new_tokens: int) -> None:
-    """One batch of equal-length episodes through the env, from the first interaction to the last follow-up."""
-    import numpy as np
-    import torch
-
-    from rxmrl.env.vector_env import VectorMemoryEnv
+    """One batch of equal-length episodes through the shared episode loop, from the first interaction to the
+    last follow-up."""
+    from rxmrl.env.episode_loop import make_env, run_episodes
 
     steps = chunk[0].steps
-    env = VectorMemoryEnv(
-        episodes=chunk, num_envs=len(chunk), tokenizer=system.tokenizer, reward=reward_fn, steps=steps,
-        strategy="mixed", max_query_len=max_query_len, max_answer_len=max_answer_len,
-        max_interaction_len=max_query_len + max_answer_len, seed=seed,
-        reward_intermediate=tally.reward_intermediate)
-    obs, _ = env.reset(options={"steps": steps, "indices": np.arange(len(chunk))})  # rows = chunk, in order
-    state = system.start(torch.from_numpy(obs["remember_ids"]), torch.from_numpy(obs["remember_mask"]), seed)
-    generator = torch.Generator(device=_system_device(system)).manual_seed(seed + 1)
-    episode_rewards: list[list[float]] = [[] for _ in chunk]
-    samples = [{"first": {"query": e.first.query, "answer": e.first.answer}, "steps": []}
-               for e in chunk[: max(0, keep_samples)]]
-    for k in range(steps):
-        answers = system.respond(state, torch.from_numpy(obs["query_ids"]), torch.from_numpy(obs["query_mask"]),
-                                 max_new_tokens=max_new_tokens, sampling=sampling, generator=generator)
-        obs, rewards, _, _, info = env.step(answers.detach().cpu().numpy())
-        state = system.record(state, torch.from_numpy(info["interaction_ids"]),
-                              torch.from_numpy(info["interaction_mask"]))
-        tally.score_step(chunk, k, rewards, info, episode_rewards, samples)
-    tally.episode_rewards += [sum(r) / len(r) for r in episode_rewards if r]  # an episode's mean rewarded step
-    tally.samples += samples
-    for key, value in system.notes(state).items():
+    env = make_env(chunk, system.tokenizer, reward_fn, steps=steps, seed=seed, max_query_len=max_query_len,
+                   max_answer_len=max_answer_len, max_interaction_len=max_query_len + max_answer_len,
+                   reward_intermediate=tally.reward_intermediate)
+    run = _SystemRun(system, tally, seed=seed, sampling=sampling, max_new_tokens=max_new_tokens,
+                     keep_samples=keep_samples)
+    # ids are handed over on the CPU (each system moves them to its model); the rows are the chunk, in order
+    run_episodes(env, run, "cpu", options={"steps": steps, "indices": list(range(len(chunk)))})
+    tally.episode_rewards += [sum(r) / len(r) for r in run.episode_rewards if r]  # an episode's mean rewarded step
+    tally.samples += run.samples
+    for key, value in system.notes(run.state).items():
         tally.notes[key] = tally.notes.get(key, 0) + value
+
+
+class _SystemRun:
+    """A system's agent in the shared episode loop (`rxmrl.env.episode_loop`) for one batch: it asks the system
+    for answers, tells it the interactions, and scores every step into the tally."""
+
+    def __init__(self, system: System, tally: _Tally, *, seed: int, sampling: Sampling, max_new_tokens: int,
+                 keep_samples: int) -> None:
+        import torch
+
+        self.system, self.tally, self.seed = system, tally, seed
+        self.sampling, self.max_new_tokens, self.keep_samples = sampling, max_new_tokens, keep_samples
+        self.generator = torch.Generator(device=_system_device(system)).manual_seed(seed + 1)
+
+    def start(self, episodes: list[Any], remember_ids: Any, remember_mask: Any) -> None:
+        self.episodes = episodes
+        self.state = self.system.start(remember_ids, remember_mask, self.seed)
+        self.episode_rewards: list[list[float]] = [[] for _ in episodes]
+        self.samples = [{"first": {"query": e.first.query, "answer": e.first.answer}, "steps": []}
+                        for e in episodes[: max(0, self.keep_samples)]]
+
+    def respond(self, step: int, query_ids: Any, query_mask: Any) -> Any:
+        return self.system.respond(self.state, query_ids, query_mask, max_new_tokens=self.max_new_tokens,
+                                   sampling=self.sampling, generator=self.generator)
+
+    def record(self, turn: Turn) -> None:
+        self.state = self.system.record(self.state, turn.interaction, turn.interaction_mask)
+        self.tally.score_step(self.episodes, turn.step, turn.rewards, turn.info, self.episode_rewards, self.samples)
 
 
 def _equal_length_batches(episodes: list[Any], batch_size: int) -> list[list[Any]]:
@@ -351,6 +360,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from rxmrl.errors import ConfigError
+    from rxmrl.model.sampling import Sampling
 
     for name in ("episodes", "steps", "batch_size"):
         if getattr(args, name) < 1:

@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from rxmrl.data import synthesize_episodes, train_tokenizer
+    from rxmrl.env.episode_loop import make_env
     from rxmrl.errors import ConfigError
     from rxmrl.model import RxT, load_preset
     from rxmrl.policy import RxTPolicy
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from rxmrl.train.mrl_config import ImpoConfig
     from rxmrl.train.mrl_trainer import MrlTrainer, build_optimizer
     from rxmrl.train.optim_config import LearningRates
-    from rxmrl.train.rollout import RolloutSettings, collect_rollout, make_env
+    from rxmrl.train.rollout import RolloutSettings, collect_rollout
 
     if min(args.batch, args.steps, args.answer_tokens, args.repeats) < 1:
         raise ConfigError("--batch, --steps, --answer-tokens and --repeats must be at least 1")
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     tokenizer = train_tokenizer(texts, min(config.vocab_size, 2000))
     model = RxT(config).to(device).eval()
     policy = RxTPolicy(model, pad_id=tokenizer.pad_id).to(device).eval()
-    env_reward, filtered = tolerant_reward(get_reward(args.reward))
+    env_reward, _ = tolerant_reward(get_reward(args.reward))
     max_query = 32
     if max_query + args.answer_tokens + 1 > config.max_seq_len:
         raise ConfigError(f"--answer-tokens {args.answer_tokens}: a {max_query}-token query plus the answer must fit "
@@ -95,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
                        max_answer_len=args.answer_tokens + 1, max_interaction_len=config.max_seq_len)
         _sync(device)
         clocks = [(time.perf_counter(), time.process_time())]
-        rollout = collect_rollout(policy, env, filtered, settings, pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id,
+        rollout = collect_rollout(policy, env, settings, pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id,
                                   memory_generator=generators["m"], sample_generator=generators["s"], autocast=autocast)
         _sync(device)
         clocks.append((time.perf_counter(), time.process_time()))

@@ -186,6 +186,8 @@ def run_generate(args: argparse.Namespace) -> int:
 
     import torch
 
+    from rxmrl.model.sampling import Sampling
+
     if args.new_tokens < 1:
         raise ConfigError(f"--new-tokens: must be at least 1, got {args.new_tokens}")
     if not (math.isfinite(args.temperature) and args.temperature > 0):
@@ -230,16 +232,17 @@ def run_generate(args: argparse.Namespace) -> int:
     generator = torch.Generator().manual_seed(args.seed)
     query = torch.tensor([ids], dtype=torch.long)
     query_mask = torch.ones_like(query, dtype=torch.bool)
-    sampling = dict(greedy=args.greedy, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+    sampling = Sampling(greedy=args.greedy, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
     with torch.inference_mode():
         stm = model.initial_stm(1, generator)
         # Warm-up (first-call allocations), so tokens/s measures decoding; its own generator keeps the
         # sampled answer the same with or without it.
-        model.generate(query, query_mask, stm, max_new_tokens=min(2, limit), eos_id=None, generator=torch.Generator(), **sampling)
+        model.generate(query, query_mask, stm, max_new_tokens=min(2, limit), eos_id=None, sampling=sampling,
+                       generator=torch.Generator())
         start = time.perf_counter()
         out = model.generate(
             query, query_mask, stm, max_new_tokens=args.new_tokens, eos_id=eos_id, pad_id=pad_id,
-            generator=generator, **sampling,
+            sampling=sampling, generator=generator,
         )
         elapsed = time.perf_counter() - start
     generated = out.tokens[0][out.mask[0]].tolist()

@@ -1,8 +1,8 @@
 """`VectorMemoryEnv`: N equal-length episodes stepped in lock-step on token arrays, rewarded as one batch.
 
 Every episode of the pool is tokenized once, at construction; `reset` gathers N of one length, and `step`
-works on whole arrays: it decodes the N answers in one call, calls the reward once, and builds the
-interaction arrays with array indexing (no Python loop over samples).
+works on whole arrays: it decodes the N answers in one call, calls the reward once, and joins query and answer
+into the interaction arrays with `rxmrl.tokens.join_padded` (no Python loop over samples).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from rxmrl.env.episodes import select_episodes
 from rxmrl.env.rewards import resolve_reward
 from rxmrl.env.routing import StepRoute, episode_routes
 from rxmrl.reward.base import RewardBatch, as_output
+from rxmrl.tokens import join_padded, pad_to_width
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,8 @@ class VectorMemoryEnv(VectorEnv):
       rewarded            bool [N]      unrewarded samples have reward 0.0 (see rxmrl.env.routing)
       mode                str [N]       reward mode per sample
       reward_components   {name: float32 [N]}  0.0 where not rewarded
+      nonfinite           bool [N]      the reward's score was NaN/inf and is reported as 0.0 (only a reward
+                          that tolerates them says so, `rxmrl.train.guard.tolerant_reward`; others raise)
       generated_ids       int64 [N, Ta] the answer as the reward saw it: `a [EOS]`; generated_mask bool [N, Ta]
       reference_ids       int64 [N, Ta] the dataset's answer `a [EOS]`; reference_mask bool [N, Ta]
       interaction_ids     int64 [N, Tq + Ta] the query just answered + the *generated* answer,
@@ -162,6 +165,7 @@ class VectorMemoryEnv(VectorEnv):
         generated = self.tokenizer.decode_batch(generated_ids)
         rewarded = b["rewarded"][k]
         rewards = np.zeros(self.num_envs, dtype=np.float32)
+        nonfinite = np.zeros(self.num_envs, dtype=bool)
         components: dict[str, np.ndarray] = {}
         if rewarded.any():
             rows = np.flatnonzero(rewarded)
@@ -175,6 +179,8 @@ class VectorMemoryEnv(VectorEnv):
                 reference_ids=_tensor(b["reference_ids"][rows, k]), pad_id=self.tokenizer.pad_id)
             out = as_output(self.reward_fn(batch), len(rows), self.reward_name)
             rewards[rows] = out.total.detach().to("cpu").numpy()
+            if out.nonfinite is not None:
+                nonfinite[rows] = out.nonfinite.detach().to("cpu").numpy()
             for name, values in out.components.items():
                 components[name] = np.zeros(self.num_envs, dtype=np.float32)
                 components[name][rows] = values.detach().to("cpu").float().numpy().reshape(-1)
@@ -184,7 +190,7 @@ class VectorMemoryEnv(VectorEnv):
         terminated = np.full(self.num_envs, self.step_index == self.steps)
         info = {
             "step": k + 1, "rewarded": rewarded.copy(), "mode": np.array(b["modes"][k]),
-            "reward_components": components,
+            "reward_components": components, "nonfinite": nonfinite,
             "generated_ids": generated_ids, "generated_mask": generated_mask,
             "reference_ids": b["reference_ids"][:, k].copy(), "reference_mask": b["reference_mask"][:, k].copy(),
             "interaction_ids": interaction_ids, "interaction_mask": interaction_mask,
@@ -226,16 +232,11 @@ class VectorMemoryEnv(VectorEnv):
     def _interactions(self, query_ids: np.ndarray, query_mask: np.ndarray, answer_ids: np.ndarray,
                       answer_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """[N, Tq] query + [N, Ta] answer, both right-padded -> [N, Tq + Ta] `[BOS][Q] q [A] a [EOS]`."""
-        n, tq = query_ids.shape
-        width = tq + answer_ids.shape[1]
-        out = np.full((n, width), self.tokenizer.pad_id, dtype=np.int64)
-        out[:, :tq] = np.where(query_mask, query_ids, self.tokenizer.pad_id)
-        query_len = query_mask.sum(axis=1)
-        rows = np.broadcast_to(np.arange(n)[:, None], answer_ids.shape)
-        cols = query_len[:, None] + np.arange(answer_ids.shape[1])[None, :]
-        out[rows[answer_mask], cols[answer_mask]] = answer_ids[answer_mask]
-        total = query_len + answer_mask.sum(axis=1)
-        return out, np.arange(width)[None, :] < total[:, None]
+        pad = self.tokenizer.pad_id
+        ids, mask = join_padded(_tensor(query_ids), _tensor(query_mask), _tensor(answer_ids), _tensor(answer_mask),
+                                pad_id=pad)
+        ids, mask = pad_to_width(ids, mask, query_ids.shape[1] + answer_ids.shape[1], pad)
+        return ids.numpy(), mask.numpy()
 
     def _encode(self, episodes: list[Episode], reward_intermediate: bool) -> _EncodedGroup:
         tok, s = self.tokenizer, episodes[0].steps

@@ -1,4 +1,4 @@
-"""Answer generation: sampling (greedy, temperature, top-k, top-p) and the batched decoding loop.
+"""Answer generation: the batched decoding loop (how each token is chosen: `rxmrl.model.sampling`).
 
 Prompts arrive right-padded. The prompt is decoded once into a KV cache (prefill); each sample's first
 answer token comes from the logits at its own last real prompt token, and each new token takes the next
@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
+from rxmrl.model.sampling import Sampling, choose_tokens
+
 if TYPE_CHECKING:
     from rxmrl.model.rxt import RxT
 
@@ -27,45 +29,6 @@ class Generation:
     tokens: torch.Tensor  # [B, N] sampled ids; after a sample's EOS (included) it holds pad_id
     mask: torch.Tensor  # [B, N] bool: True for generated tokens up to and including EOS
     logprobs: torch.Tensor  # [B, N] log_softmax(logits) of each sampled token; 0 where mask is False
-
-
-def check_sampling(temperature: float, top_k: int, top_p: float) -> None:
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
-    if top_k < 0:
-        raise ValueError(f"top_k must be >= 0 (0 = off), got {top_k}")
-    if not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
-
-
-def choose_tokens(
-    logits: torch.Tensor,
-    *,
-    greedy: bool = False,
-    temperature: float = 1.0,
-    top_k: int = 0,
-    top_p: float = 1.0,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """logits [B, V] -> token ids [B]. Temperature 0 means greedy."""
-    if greedy or temperature == 0:
-        return logits.argmax(dim=-1)
-    scores = logits.float() / temperature
-    if 0 < top_k < scores.shape[-1]:
-        kth_best = scores.topk(top_k, dim=-1).values[:, -1:]  # [B, 1]
-        scores = scores.masked_fill(scores < kth_best, float("-inf"))
-    if top_p < 1.0:
-        sorted_scores, order = scores.sort(dim=-1, descending=True)
-        sorted_probs = sorted_scores.softmax(dim=-1)
-        # Drop a token when the tokens ranked above it already hold top_p of the mass (the best one stays).
-        drop_sorted = (sorted_probs.cumsum(dim=-1) - sorted_probs) >= top_p
-        drop = drop_sorted.scatter(-1, order, drop_sorted)
-        scores = scores.masked_fill(drop, float("-inf"))
-    # Inverse-CDF sampling: one uniform draw per row. (torch.multinomial costs ~0.2 ms per call on CPU,
-    # as much as a whole decoder layer at batch 1.) right=True never picks a zero-probability token.
-    cdf = scores.softmax(dim=-1).cumsum(dim=-1)  # [B, V]
-    draw = torch.rand(cdf.shape[0], 1, generator=generator, device=cdf.device, dtype=cdf.dtype) * cdf[:, -1:]
-    return torch.searchsorted(cdf, draw, right=True).squeeze(-1).clamp_max(cdf.shape[-1] - 1)
 
 
 @torch.no_grad()
@@ -78,10 +41,7 @@ def generate(
     max_new_tokens: int | None = None,
     eos_id: int | None = None,
     pad_id: int = 0,
-    greedy: bool = False,
-    temperature: float = 1.0,
-    top_k: int = 0,
-    top_p: float = 1.0,
+    sampling: Sampling = Sampling(),
     generator: torch.Generator | None = None,
     use_cache: bool = True,
     on_token: Callable[[torch.Tensor], None] | None = None,
@@ -94,7 +54,6 @@ def generate(
     `compile=True` runs the cached decode step through torch.compile (`Decoder.step(compiled=True)`): much
     faster per token on CPU once compiled, but the first call in a process compiles for a minute or more.
     """
-    check_sampling(temperature, top_k, top_p)
     batch, prompt_len = query.shape
     query_mask = query_mask.to(torch.bool)
     if max_new_tokens is None:
@@ -117,9 +76,7 @@ def generate(
     tokens, masks, logprobs = [], [], []
     finished = torch.zeros(batch, dtype=torch.bool, device=query.device)
     for step in range(max_new_tokens):
-        token = choose_tokens(
-            logits, greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator
-        )
+        token = choose_tokens(logits, sampling, generator)
         logprob = F.log_softmax(logits.float(), dim=-1).gather(1, token[:, None]).squeeze(1)  # [B]
         alive = ~finished
         if eos_id is not None:

@@ -168,7 +168,7 @@ class RxT(nn.Module):
         query_text: str,
         stm: torch.Tensor,
         stream: Callable[[str], None] | None = None,
-        **sampling: Any,
+        **options: Any,
     ) -> tuple[str, torch.Tensor]:
         """Answer one query from memory, streaming text pieces to `stream`, then write the interaction
         (query + generated answer) into memory. stm [1, L, S, D] -> (answer text, new stm [1, L, S, D])."""
@@ -196,9 +196,9 @@ class RxT(nn.Module):
                     stream(text[len(shown) :])
                     shown = text
 
-        sampling.setdefault("eos_id", tokenizer.eos_id)
-        sampling.setdefault("pad_id", tokenizer.pad_id)
-        self.generate(query, torch.ones_like(query, dtype=torch.bool), stm, on_token=on_token, **sampling)
+        options.setdefault("eos_id", tokenizer.eos_id)
+        options.setdefault("pad_id", tokenizer.pad_id)
+        self.generate(query, torch.ones_like(query, dtype=torch.bool), stm, on_token=on_token, **options)
         answer = tokenizer.decode(answer_ids)
         if stream is not None and answer.startswith(shown) and len(answer) > len(shown):
             stream(answer[len(shown) :])

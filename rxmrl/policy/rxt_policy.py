@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from rxmrl.model.sampling import Sampling
 from rxmrl.policy.critic import CriticConfig, MemoryAwareCritic
-from rxmrl.tokens import join_padded
+from rxmrl.tokens import join_padded, trim_padding
 
 
 @dataclass
@@ -64,8 +65,13 @@ class RxTPolicy(nn.Module):
         return self.model.reset_stm(stm, reset, generator=generator)
 
     def remember(self, stm: torch.Tensor, interaction: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Write one interaction `[BOS][Q] q [A] a [EOS]` (ids/mask [B, T]) into stm [B, L, S, D]."""
-        return self.model.update_memory(stm, interaction, mask)
+        """Write one interaction `[BOS][Q] q [A] a [EOS]` (ids/mask [B, T], right-padded) into stm [B, L, S, D].
+
+        The one memory write of collection and of the update's replay, so that the update recomputes exactly
+        what was collected: padding columns at the right are dropped first, and the new STM keeps stm's dtype
+        (under autocast the write computes in bf16)."""
+        interaction, mask = trim_padding(interaction, mask)
+        return self.model.update_memory(stm, interaction, mask).to(stm.dtype)
 
     # ---- values ------------------------------------------------------------------------------------------
 
@@ -106,10 +112,7 @@ class RxTPolicy(nn.Module):
         max_new_tokens: int,
         eos_id: int | None,
         pad_id: int = 0,
-        greedy: bool = False,
-        temperature: float = 1.0,
-        top_k: int = 0,
-        top_p: float = 1.0,
+        sampling: Sampling = Sampling(),
         generator: torch.Generator | None = None,
         context: torch.Tensor | None = None,
         context_mask: torch.Tensor | None = None,
@@ -121,8 +124,8 @@ class RxTPolicy(nn.Module):
         `eos_id=None` never stops early: every answer gets `max_new_tokens` tokens. `compile` decodes through
         torch.compile (see `rxmrl.model.generation.generate`)."""
         gen = self.model.generate(
-            query, query_mask, stm, max_new_tokens=max_new_tokens, eos_id=eos_id, pad_id=pad_id, greedy=greedy,
-            temperature=temperature, top_k=top_k, top_p=top_p, generator=generator, compile=compile,
+            query, query_mask, stm, max_new_tokens=max_new_tokens, eos_id=eos_id, pad_id=pad_id, sampling=sampling,
+            generator=generator, compile=compile,
         )
         values = (self.value(query, query_mask, stm, context, context_mask) if with_values
                   else query.new_zeros(query.shape[0], dtype=torch.float32))

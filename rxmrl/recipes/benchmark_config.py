@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from rxmrl.baseline.train import BaselineTraining
 from rxmrl.errors import ConfigError
+from rxmrl.model.sampling import GREEDY, Sampling
 
 STRATEGIES = ("single", "cumulative", "long_range", "mixed")
 
@@ -94,3 +95,7 @@ class BenchmarkConfig:
             self.baseline.check()
         except ConfigError as e:
             raise ConfigError(f"baseline.{e}") from None
+
+    @property
+    def sampling(self) -> Sampling:
+        return GREEDY if self.greedy else Sampling(temperature=self.temperature)

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from rxmrl.data.episode import Episode
+from rxmrl.env.episode_loop import make_env
 from rxmrl.errors import CheckpointError, ConfigError, TrainingError
 from rxmrl.policy.rxt_policy import RxTPolicy
 from rxmrl.recipes.curriculum_config import (RESOLVED_FILE, CurriculumConfig, StageConfig, start_resolved,
@@ -50,7 +51,7 @@ from rxmrl.train.dmpo_trainer import DmpoTrainer, dmpo_rollout_settings
 from rxmrl.train.evaluation import evaluate_heldout, format_sample
 from rxmrl.train.guard import all_finite, tolerant_reward
 from rxmrl.train.mrl_trainer import MrlTrainer, build_optimizer, rollout_metrics
-from rxmrl.train.rollout import RolloutSettings, collect_rollout, make_env
+from rxmrl.train.rollout import RolloutSettings, collect_rollout
 from rxmrl.train.run_folder import claim_run_folder, run_lock
 from rxmrl.train.schedule import set_base_learning_rates, warmup_cosine
 from rxmrl.train.tracking import Tracker
@@ -345,8 +346,7 @@ class _Runner:
                        max_interaction_len=self._interaction_len(stage),
                        reward_intermediate=stage.reward_intermediate)
         settings = RolloutSettings(max_new_tokens=stage.generation.max_new_tokens,
-                                   temperature=stage.generation.temperature, top_k=stage.generation.top_k,
-                                   top_p=stage.generation.top_p, compile=stage.generation.compile,
+                                   sampling=stage.generation.sampling, compile=stage.generation.compile,
                                    teacher_forcing=stage.teacher_forcing,
                                    max_interaction_len=self._interaction_len(stage), final_write=stage.random_resets,
                                    branch=self.config.impo.branch)
@@ -354,7 +354,7 @@ class _Runner:
         if dmpo:
             settings = dmpo_rollout_settings(self.config.dmpo, settings)
         rollout = collect_rollout(
-            self.policy, env, self.reward_filter, settings, pad_id=self.tokenizer.pad_id, eos_id=self.tokenizer.eos_id,
+            self.policy, env, settings, pad_id=self.tokenizer.pad_id, eos_id=self.tokenizer.eos_id,
             start_stm=start, reset=reset, memory_generator=self.generators["memory"],
             sample_generator=self.generators["sample"], reference_model=None if dmpo else self.reference,
             autocast=self.autocast,

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from rxmrl.config import from_dict, load_toml, merge, parse_overrides, to_dict
 from rxmrl.errors import ConfigError
+from rxmrl.model.sampling import Sampling
 from rxmrl.policy.critic import CriticConfig
 from rxmrl.recipes.benchmark_config import BenchmarkConfig
 from rxmrl.train.dmpo_config import DmpoConfig
@@ -236,6 +237,10 @@ class GenerationConfig:
             raise ConfigError(f"temperature: must be positive, got {self.temperature}")
         if self.top_k < 0 or not 0 < self.top_p <= 1:
             raise ConfigError("top_k must be 0 or more and top_p in (0, 1]")
+
+    @property
+    def sampling(self) -> Sampling:
+        return Sampling(temperature=self.temperature, top_k=self.top_k, top_p=self.top_p)
 
 
 @dataclass

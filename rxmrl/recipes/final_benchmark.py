@@ -128,7 +128,7 @@ def run_final_benchmark(config: CurriculumConfig, run_dir: str | Path, reward: A
 
 def _measure(config: CurriculumConfig, run_dir: Path, reward: Any, progress: bool) -> dict[str, Any]:
     """Train the baseline if asked (or reuse it), then run every system on the held-out episodes."""
-    from rxmrl.bench.retention import Sampling, run_retention
+    from rxmrl.bench.retention import run_retention
     from rxmrl.data.tokenizer import Tokenizer
     from rxmrl.recipes.setup import resolve_device
 
@@ -147,13 +147,12 @@ def _measure(config: CurriculumConfig, run_dir: Path, reward: Any, progress: boo
 
     episodes = heldout_episodes(config)
     limits = benchmark_limits(config)
-    sampling = Sampling(greedy=bench.greedy, temperature=bench.temperature)
     if progress:
         print(f"rxmrl: retention benchmark: {len(episodes)} held-out episodes x {bench.steps} follow-ups, "
               f"systems {', '.join(systems)}", file=sys.stderr)
     start = time.perf_counter()
     results = run_retention(systems, episodes, bench.reward or reward, batch_size=bench.batch_size, seed=config.seed,
-                            sampling=sampling, keep_samples=bench.samples, **limits)
+                            sampling=bench.sampling, keep_samples=bench.samples, **limits)
     timings["retention_s"] = round(time.perf_counter() - start, 1)
     settings = {"run_dir": str(run_dir), "final": str(run_dir / FINAL),
                 "warmstart_only": str(run_dir / WARMSTART_FINAL) if bench.warmstart_only else None,
@@ -185,7 +184,7 @@ def _rxt_systems(config: CurriculumConfig, run_dir: Path, tokenizer: Any) -> dic
 
 def _measure_long_range(config: CurriculumConfig, run_dir: Path, reward: Any) -> dict[str, Any]:
     """The RxT systems (not the stateless baseline) on held-out long-range episodes of `long_range_steps`."""
-    from rxmrl.bench.retention import Sampling, run_retention, select_benchmark_episodes
+    from rxmrl.bench.retention import run_retention, select_benchmark_episodes
     from rxmrl.data.tokenizer import Tokenizer
 
     bench, data = config.benchmark, config.expanded_stages()[-1].data
@@ -195,7 +194,7 @@ def _measure_long_range(config: CurriculumConfig, run_dir: Path, reward: Any) ->
                                          bench.episodes, config.seed)
     systems = _rxt_systems(config, run_dir, Tokenizer.from_file(run_dir / "tokenizer.json"))
     results = run_retention(systems, episodes, bench.reward or reward, batch_size=bench.batch_size, seed=config.seed,
-                            sampling=Sampling(greedy=bench.greedy, temperature=bench.temperature),
+                            sampling=bench.sampling,
                             keep_samples=bench.samples, **benchmark_limits(config))
     return {**results, "settings": {"strategy": "long_range", "steps": bench.long_range_steps,
                                     "episodes": len(episodes), "split": bench.split, "seed": config.seed}}

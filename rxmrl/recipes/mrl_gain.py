@@ -244,11 +244,9 @@ class MrlGain:
         return out
 
     def _sampling(self) -> Any:
-        from rxmrl.bench.retention import Sampling
+        from rxmrl.model.sampling import GREEDY, Sampling
 
-        if self.temperature == 0:
-            return Sampling()
-        return Sampling(greedy=False, temperature=self.temperature)
+        return Sampling(temperature=self.temperature) if self.temperature else GREEDY
 
     def _limits(self) -> dict[str, int]:
         last = self.base.expanded_stages()[-1]

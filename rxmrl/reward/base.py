@@ -47,6 +47,9 @@ class RewardBatch:
 class RewardOutput:
     total: torch.Tensor  # [B] float32
     components: dict[str, torch.Tensor] = field(default_factory=dict)  # name -> [B]
+    # [B] bool: scores that were NaN/inf and are reported as 0.0 instead; only a tolerant reward
+    # (`rxmrl.train.guard.tolerant_reward`) sets it, and the environment passes it on as info["nonfinite"]
+    nonfinite: torch.Tensor | None = None
 
 
 def as_output(result: object, batch_size: int, name: str = "reward") -> RewardOutput:

@@ -64,17 +64,15 @@ class PreferencePairs:
 def preference_pairs(rollout: Rollout, pairs: str, pad_id: int) -> PreferencePairs:
     """The pairs of a rollout (`pairs` = "sampled" or "reset"), on rewarded steps only. A sampled group gives a
     pair at a step when its best reward is above its worst; a group with a non-finite reward gives none."""
-    batch, steps = rollout.rewards.shape  # rewards and group ids live on the CPU, token tensors on the device
-    device = rollout.answers.device
+    batch, steps = rollout.rewards.shape
     if pairs == "reset":
         rows, step_ids = rollout.rewarded.nonzero(as_tuple=True)
-        at = rows.to(device), step_ids.to(device)
-        accepted, accepted_mask = rollout.references[at], rollout.reference_mask[at]
+        accepted, accepted_mask = rollout.references[rows, step_ids], rollout.reference_mask[rows, step_ids]
         rejected_rows = rows
     else:
         groups = rollout.group_ids
         same = groups[:, None] == groups[None, :]
-        leader = same.int().argmax(1) == torch.arange(batch)  # [B] the first row of each group
+        leader = same.int().argmax(1) == torch.arange(batch, device=groups.device)  # [B] each group's first row
         bad = ~torch.isfinite(rollout.rewards).all(1)  # [B]
         bad_group = (same & bad[None, :]).any(1)  # [B] some row of my group is non-finite
         best = torch.stack([best_in_group(rollout.rewards[:, k], groups) for k in range(steps)], 1)  # [B, T]
@@ -83,10 +81,8 @@ def preference_pairs(rollout: Rollout, pairs: str, pad_id: int) -> PreferencePai
         usable = leader[:, None] & ~bad_group[:, None] & rollout.rewarded & gap
         leaders, step_ids = usable.nonzero(as_tuple=True)
         rows, rejected_rows = best[leaders, step_ids], worst[leaders, step_ids]
-        at = rows.to(device), step_ids.to(device)
-        accepted, accepted_mask = rollout.answers[at], rollout.answer_mask[at]
-    at = rejected_rows.to(device), step_ids.to(device)
-    rejected, rejected_mask = rollout.answers[at], rollout.answer_mask[at]
+        accepted, accepted_mask = rollout.answers[rows, step_ids], rollout.answer_mask[rows, step_ids]
+    rejected, rejected_mask = rollout.answers[rejected_rows, step_ids], rollout.answer_mask[rejected_rows, step_ids]
     width = max(accepted.shape[1], rejected.shape[1])
     accepted, accepted_mask = pad_to_width(accepted, accepted_mask, width, pad_id)
     rejected, rejected_mask = pad_to_width(rejected, rejected_mask, width, pad_id)
@@ -116,13 +112,9 @@ class DmpoTrainer:
         self.split = split or (lambda order, size: list(order.split(size)))
         self.autocast = autocast or contextlib.nullcontext
 
-    def _write(self, stm: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.policy.remember(stm, ids, mask).to(stm.dtype)
-
     def scoring_memory(self, rollout: Rollout, rows: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
         """The STM follow-ups `steps` [M] of `rows` [M] are scored from, with gradients: [M, L, S, D]."""
-        stm, _ = replay_memory(self._write, rollout.snapshots, rollout.written, rollout.written_mask, rows, steps,
-                               self.config.bptt_depth)
+        stm, _ = replay_memory(self.policy.remember, rollout, rows, steps, self.config.bptt_depth)
         return stm
 
     @torch.no_grad()
@@ -135,21 +127,20 @@ class DmpoTrainer:
         def write(stm: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
             return self.reference.update_memory(stm, ids, mask).to(stm.dtype)
 
-        depth = int(steps.max()) + 1  # every write, from the episode's starting STM
-        stm, _ = replay_memory(write, rollout.snapshots, rollout.written, rollout.written_mask, rows, steps, depth)
+        depth = int(rollout.writes_read_by(steps).max())  # every write, from the episode's starting STM
+        stm, _ = replay_memory(write, rollout, rows, steps, depth)
         return stm
 
     def minibatch_terms(self, rollout: Rollout, pairs: PreferencePairs, chunk: torch.Tensor) -> DmpoTerms:
         """The DMPO loss of pairs `chunk` [M]: both answers and the reference from one recomputed STM."""
-        device = rollout.answers.device
-        chunk = chunk.cpu()
-        rows, steps = pairs.rows[chunk].to(device), pairs.steps[chunk].to(device)
+        chunk = chunk.to(pairs.rows.device)
+        rows, steps = pairs.rows[chunk], pairs.steps[chunk]
         count = len(chunk)
         with self.autocast():
             stm = self.scoring_memory(rollout, rows, steps)
-            query, query_mask = trim_padding(rollout.queries[rows, steps], rollout.query_mask[rows, steps])
-            answers, answer_mask = trim_padding(torch.cat([pairs.accepted[chunk], pairs.rejected[chunk]]).to(device),
-                                                torch.cat([pairs.accepted_mask[chunk], pairs.rejected_mask[chunk]]).to(device))
+            query, query_mask = rollout.query(rows, steps)
+            answers, answer_mask = trim_padding(torch.cat([pairs.accepted[chunk], pairs.rejected[chunk]]),
+                                                torch.cat([pairs.accepted_mask[chunk], pairs.rejected_mask[chunk]]))
             # accepted rows first, then rejected: one forward pass each for policy and reference
             queries, query_masks, memory = query.repeat(2, 1), query_mask.repeat(2, 1), stm.repeat(2, 1, 1, 1)
             scores = self.policy.model.answer_logprobs(queries, query_masks, answers, answer_mask, memory)

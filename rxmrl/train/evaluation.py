@@ -17,9 +17,11 @@ from typing import Any
 import torch
 
 from rxmrl.data.episode import Episode
+from rxmrl.env.episode_loop import make_env
+from rxmrl.model.sampling import GREEDY
 from rxmrl.policy.rxt_policy import RxTPolicy
 from rxmrl.train.guard import tolerant_reward
-from rxmrl.train.rollout import RolloutSettings, collect_rollout, make_env
+from rxmrl.train.rollout import RolloutSettings, collect_rollout
 
 
 def evaluate_heldout(
@@ -44,17 +46,17 @@ def evaluate_heldout(
     metrics: dict[str, float] = {}
     samples: list[dict[str, Any]] = []
     for prefix, forget in modes:
-        settings = RolloutSettings(max_new_tokens=max_new_tokens, greedy=True, with_values=False, forget=forget,
+        settings = RolloutSettings(max_new_tokens=max_new_tokens, sampling=GREEDY, with_values=False, forget=forget,
                                    max_interaction_len=max_interaction_len, final_write=False)
         sums: dict[str, float] = defaultdict(float)
         counts: dict[str, int] = defaultdict(int)
         for start in range(0, len(episodes), batch_size):
             chunk = episodes[start : start + batch_size]
-            env_reward, filtered = tolerant_reward(reward)
+            env_reward, _ = tolerant_reward(reward)
             env = make_env(chunk, tokenizer, env_reward, steps=steps, seed=seed + start, max_query_len=max_query_len,
                            max_answer_len=max_answer_len, max_interaction_len=max_interaction_len)
             rollout = collect_rollout(
-                policy, env, filtered, settings, pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id,
+                policy, env, settings, pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id,
                 memory_generator=torch.Generator(device=policy.model.device).manual_seed(seed + start),
                 keep_samples=keep_samples - len(samples) if not forget else 0, autocast=autocast,
             )

@@ -67,9 +67,10 @@ class NonFiniteRewardFilter:
     """A reward wrapper that lets a non-finite score through as a *flag* instead of an error.
 
     The environment (rightly) refuses NaN rewards. Training should survive one bad batch, so the trainer hands
-    the environment this wrapper: non-finite totals or components become 0.0 for the environment, and
-    `last_bad` ([rewarded samples] bool) tells the trainer which samples they were, so it can leave those
-    episodes out of the update (`MrlTrainer.update`). Errors the reward raises are not caught.
+    the environment this wrapper: non-finite totals or components become 0.0 for the environment, and the
+    output's `nonfinite` ([rewarded samples] bool) says which samples they were; the environment reports them
+    in its step info, so the trainer can leave those episodes out of the update (`MrlTrainer.update`).
+    Errors the reward raises are not caught.
 
     Totals outside rxmrl's reward scale (0-10, what `impo.reward_scale` and the curricula are tuned for) are
     clipped into it and counted in `clipped`; the first time it happens a warning names the reward and the
@@ -79,7 +80,6 @@ class NonFiniteRewardFilter:
     def __init__(self, fn, name: str):
         self.fn = fn
         self.__name__ = name
-        self.last_bad: torch.Tensor | None = None
         self.clipped = 0
 
     def __call__(self, batch):
@@ -99,7 +99,6 @@ class NonFiniteRewardFilter:
             if value.shape == total.shape:
                 bad |= ~torch.isfinite(value)
             components[key] = torch.nan_to_num(value, nan=0.0, posinf=0.0, neginf=0.0)
-        self.last_bad = bad
         total = torch.nan_to_num(total, nan=0.0, posinf=0.0, neginf=0.0)
         outside = (total < REWARD_MIN) | (total > REWARD_MAX)
         if bool(outside.any()):
@@ -110,7 +109,7 @@ class NonFiniteRewardFilter:
                               f"range (rxmrl's reward scale), and counted from now on", stacklevel=2)
             self.clipped += int(outside.sum())
             total = total.clamp(REWARD_MIN, REWARD_MAX)
-        return RewardOutput(total=total, components=components)
+        return RewardOutput(total=total, components=components, nonfinite=bad)
 
 
 def tolerant_reward(reward, name: str | None = None):

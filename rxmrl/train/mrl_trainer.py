@@ -17,7 +17,6 @@ from typing import Any
 import torch
 
 from rxmrl.policy.rxt_policy import RxTPolicy
-from rxmrl.tokens import trim_padding
 from rxmrl.train.advantages import Reduce, compute_advantages, consecutive_groups, normalize_advantages
 from rxmrl.train.guard import NonFiniteGuard, all_finite
 from rxmrl.train.impo import ImpoTerms, impo_loss, memory_rmse
@@ -135,9 +134,6 @@ class MrlTrainer:
             bad = torch.isin(groups, groups[bad])
         return bad
 
-    def _write(self, stm: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.policy.remember(stm, ids, mask).to(stm.dtype)
-
     def minibatch_terms(
         self,
         rollout: Rollout,
@@ -148,23 +144,17 @@ class MrlTrainer:
     ) -> ImpoTerms:
         """The IMPO loss of a minibatch of answers, recomputing their STM with gradients. Without `anchors` the
         old log-probs are the rollout's stored ones."""
-        steps_per_episode = rollout.steps
-        device = rollout.answers.device
-        items = items.cpu()
-        host_rows, host_steps = items // steps_per_episode, items % steps_per_episode  # index CPU tensors
-        rows, steps = host_rows.to(device), host_steps.to(device)  # index the rollout's device tensors
+        rows, steps = rollout.locate(items)
         with self.autocast():
-            stm, previous = replay_memory(self._write, rollout.snapshots, rollout.written, rollout.written_mask,
-                                          rows, steps, self.config.bptt_depth)
-            query, query_mask = trim_padding(rollout.queries[rows, steps], rollout.query_mask[rows, steps])
-            answer, answer_mask = trim_padding(rollout.answers[rows, steps], rollout.answer_mask[rows, steps])
-            width = answer.shape[1]
-            # the interaction written just before the answer: write k for follow-up k
-            context, context_mask = trim_padding(rollout.written[rows, steps], rollout.written_mask[rows, steps])
+            stm, previous = replay_memory(self.policy.remember, rollout, rows, steps, self.config.bptt_depth)
+            query, query_mask = rollout.query(rows, steps)
+            answer, answer_mask = rollout.answer(rows, steps)
+            context, context_mask = rollout.written_before(rows, steps)
             out = self.policy.evaluate(query, query_mask, answer, answer_mask, stm, context, context_mask)
-        ref = rollout.ref_logprobs[rows, steps][:, :width].to(device) if rollout.ref_logprobs is not None else None
+        width = answer.shape[1]
+        ref = rollout.ref_logprobs[rows, steps][:, :width] if rollout.ref_logprobs is not None else None
         logprobs = out.logprobs.float()
-        old = rollout.logprobs[rows, steps][:, :width].to(device)
+        old = rollout.logprobs[rows, steps][:, :width]
         if anchors is not None:
             old = anchors.old_logprobs(rows, steps, logprobs, old, answer_mask)
         return impo_loss(
@@ -173,11 +163,11 @@ class MrlTrainer:
             old_logprobs=old,
             entropy=out.entropy.float(),
             mask=answer_mask,
-            advantages=advantages[host_rows, host_steps].to(device),
-            active=torch.ones(len(items), dtype=torch.bool, device=device),
+            advantages=advantages[rows, steps],
+            active=torch.ones(len(items), dtype=torch.bool, device=rows.device),
             values=out.values.float(),
-            old_values=rollout.values[host_rows, host_steps].to(device),
-            returns=returns[host_rows, host_steps].to(device),
+            old_values=rollout.values[rows, steps],
+            returns=returns[rows, steps],
             stm=stm.float(),
             previous_stm=previous.float(),
             ref_logprobs=ref,
@@ -213,7 +203,7 @@ class MrlTrainer:
         steps_done = 0
         anchors = LogprobAnchors(rollout)
         for _ in range(config.update_epochs):
-            order = items[torch.randperm(len(items), generator=generator)]
+            order = items[torch.randperm(len(items), generator=generator).to(items.device)]
             for chunk in self.split(order, size):
                 # an empty chunk only happens in a distributed run: this process adds zero gradients
                 terms = None

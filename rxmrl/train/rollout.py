@@ -1,15 +1,18 @@
-"""Collect one batch of MRL episodes through the vectorised environment, storing what the update needs.
+"""Collect one batch of MRL episodes, storing what the update needs: the policy is the agent of the shared
+episode loop (`rxmrl.env.episode_loop`), the one held-out evaluation and the retention benchmark run too.
 
 An episode is: write the first interaction to memory (never generated, never rewarded), then for each of T
 follow-ups: answer from the memory, get the reward, write the interaction (the query with the generated answer,
 or with the reference answer under teacher forcing) to memory. Stored per follow-up step: query and answer
 tokens, the answer's log-probs under the collecting policy, the critic's value, the reward (and its
 components), and the STM *before every write* as detached snapshots, with the interactions written, so the
-update can recompute any write with gradients from a snapshot.
+update can recompute any write with gradients from a snapshot. Everything lives on the policy's device.
 
 Write j (0-based) is the first interaction for j = 0 and follow-up j − 1's interaction afterwards; follow-up k
-reads the STM after write k, i.e. `snapshots[:, k + 1]`. There are T + 1 writes; the STM after the last one is
-`final_stm`, the memory a sample carries into its next episode when resets are random.
+reads the STM after writes 0..k. That rule is `Rollout`'s alone: the update asks it for what an answer read
+(`stm_read_by`, `written_before`, `writes_read_by`) and never indexes the snapshots itself. There are T + 1
+writes; the STM after the last one is `final_stm`, the memory a sample carries into its next episode when
+resets are random.
 
 Branching (`RolloutSettings.branch`): the rollouts of one episode (rows that share a group id) start from one
 STM and, after every follow-up, all write the interaction of one of them, drawn at random; so at every step
@@ -26,13 +29,13 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import numpy as np
 import torch
 
 from rxmrl.data.episode import Episode
+from rxmrl.env.episode_loop import Turn, run_episodes
+from rxmrl.model.sampling import Sampling
 from rxmrl.policy.rxt_policy import RxTPolicy
 from rxmrl.tokens import join_padded, stack_padded, trim_padding
-from rxmrl.train.guard import NonFiniteRewardFilter
 
 
 @dataclass
@@ -40,10 +43,7 @@ class RolloutSettings:
     """How answers are produced while collecting (a stage's generation settings, or greedy for evaluation)."""
 
     max_new_tokens: int
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
-    greedy: bool = False
+    sampling: Sampling = Sampling()
     teacher_forcing: bool = False
     with_values: bool = True
     forget: bool = False  # answer every follow-up from a fresh STM (the memory ablation of evaluation)
@@ -59,7 +59,10 @@ class RolloutSettings:
 
 @dataclass
 class Rollout:
-    """B episodes of T follow-ups. Token tensors are right-padded with the tokenizer's pad id."""
+    """B episodes of T follow-ups, on one device. Token tensors are right-padded with the tokenizer's pad id.
+
+    An answer is addressed by (row b, step k), in the reads below as two [M] index tensors `rows`, `steps`;
+    token reads drop the columns that are padding in all M rows."""
 
     snapshots: torch.Tensor  # [B, T+1, L, S, D] STM before write j (detached)
     written: torch.Tensor  # [B, T+1, Tw] interaction of write j
@@ -93,6 +96,41 @@ class Rollout:
     def nonfinite(self) -> bool:
         return not bool(torch.isfinite(self.rewards).all())
 
+    def locate(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Flat answer indices b * T + k [M] (as in `rewards.flatten()`) -> (rows [M], steps [M]) on the
+        rollout's device."""
+        items = items.to(self.rewards.device)
+        return items // self.steps, items % self.steps
+
+    @staticmethod
+    def writes_read_by(steps: torch.Tensor) -> torch.Tensor:
+        """[M] how many writes the STM read by follow-up k holds: the first interaction and follow-ups < k."""
+        return steps + 1
+
+    def stm_before(self, rows: torch.Tensor, writes: torch.Tensor) -> torch.Tensor:
+        """The STM before write j of each row (= after writes < j), detached: [M, L, S, D]."""
+        return self.snapshots[rows, writes]
+
+    def stm_read_by(self, rows: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+        """The STM each answer was given from at collection, detached: [M, L, S, D]."""
+        return self.stm_before(rows, self.writes_read_by(steps))
+
+    def interaction(self, rows: torch.Tensor, writes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What write j wrote: ids, mask [M, Tw]."""
+        return trim_padding(self.written[rows, writes], self.written_mask[rows, writes])
+
+    def written_before(self, rows: torch.Tensor, steps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The interaction written just before each answer (the critic reads it): ids, mask [M, Tw]."""
+        return self.interaction(rows, self.writes_read_by(steps) - 1)
+
+    def query(self, rows: torch.Tensor, steps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """ids, mask [M, Tq]."""
+        return trim_padding(self.queries[rows, steps], self.query_mask[rows, steps])
+
+    def answer(self, rows: torch.Tensor, steps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The answers as generated: ids, mask [M, N]."""
+        return trim_padding(self.answers[rows, steps], self.answer_mask[rows, steps])
+
 
 def end_at_first_pad(answer: torch.Tensor, mask: torch.Tensor, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A sampled pad token ends the answer like EOS (the environment reads it so): keep it, drop what follows.
@@ -123,28 +161,10 @@ def best_in_group(scores: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor
     return torch.where(same_group, keys[None, :], torch.full_like(keys, -torch.inf)[None, :]).argmax(1)
 
 
-def make_env(episodes: list[Episode], tokenizer: Any, reward: Any, *, steps: int, seed: int,
-             max_query_len: int, max_answer_len: int, max_interaction_len: int, reward_intermediate: bool = True) -> Any:
-    """A vectorised environment holding exactly these episodes (one per row, in an order drawn from `seed`);
-    `reward_intermediate=False` leaves the unrelated follow-ups of long-range episodes unrewarded."""
-    from rxmrl.env.vector_env import VectorMemoryEnv
-
-    return VectorMemoryEnv(
-        episodes=episodes, num_envs=len(episodes), tokenizer=tokenizer, reward=reward, steps=steps, strategy="mixed",
-        max_query_len=max_query_len, max_answer_len=max_answer_len, seed=seed, max_interaction_len=max_interaction_len,
-        reward_intermediate=reward_intermediate,
-    )
-
-
-def _tensor(array: np.ndarray, device: torch.device) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(array)).to(device)
-
-
 @torch.no_grad()
 def collect_rollout(
     policy: RxTPolicy,
     env: Any,
-    reward: NonFiniteRewardFilter,
     settings: RolloutSettings,
     *,
     pad_id: int,
@@ -157,120 +177,147 @@ def collect_rollout(
     keep_samples: int = 0,
     autocast: Any = None,
 ) -> Rollout:
-    """Run one batch of episodes in `env` (from `make_env`); `reward` is the filter inside the env's reward
-    (see `rxmrl.train.guard.tolerant_reward`), read after each step for non-finite scores."""
-    device = policy.model.device
-    obs, _ = env.reset()
-    batch, steps = env.num_envs, env.steps
-    # Rows holding the same episode object (rollouts of one episode for a group baseline) share the id of
-    # its first row; the environment may have shuffled the rows.
-    first_row: dict[int, int] = {}
-    group_ids = torch.tensor([first_row.setdefault(id(e), i) for i, e in enumerate(env.episodes)], dtype=torch.long)
+    """Run one batch of episodes in `env` (from `rxmrl.env.episode_loop.make_env`, its reward from
+    `rxmrl.train.guard.tolerant_reward`: a non-finite score arrives as info["nonfinite"] and is stored as NaN)."""
+    collector = _Collector(policy, settings, pad_id=pad_id, eos_id=eos_id, start_stm=start_stm, reset=reset,
+                           memory_generator=memory_generator, sample_generator=sample_generator,
+                           reference_model=reference_model, keep_samples=keep_samples, autocast=autocast)
+    run_episodes(env, collector, policy.model.device)
+    return collector.rollout()
 
-    if start_stm is None:
-        stm = policy.initial_state(batch, generator=memory_generator)
-        reset = torch.ones(batch, dtype=torch.bool, device=device)
-    else:
-        reset = reset.to(device)
-        stm = policy.reset_state(start_stm.to(device), reset, generator=memory_generator)
-    if settings.branch:
-        stm, reset = stm[group_ids.to(device)], reset[group_ids.to(device)]  # a group id is its first row
-    autocast = autocast or contextlib.nullcontext
 
-    snapshots, written = [], []
+class _Collector:
+    """The rollout's agent in the shared episode loop: the policy answers, every interaction is written to its
+    STM, and what the update needs is kept step by step (`rollout()` stacks it)."""
 
-    def write(stm: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor, skip: bool = False) -> torch.Tensor | None:
-        ids, mask = trim_padding(ids, mask)
-        snapshots.append(stm)
-        written.append((ids, mask))
-        if skip:  # recorded for the update, but no answer reads the STM it would produce
-            return None
-        with autocast():
-            return policy.remember(stm, ids, mask).to(stm.dtype)
+    def __init__(self, policy: RxTPolicy, settings: RolloutSettings, *, pad_id: int, eos_id: int,
+                 start_stm: torch.Tensor | None, reset: torch.Tensor | None, memory_generator: torch.Generator | None,
+                 sample_generator: torch.Generator | None, reference_model: torch.nn.Module | None,
+                 keep_samples: int, autocast: Any) -> None:
+        self.policy, self.settings, self.pad_id, self.eos_id = policy, settings, pad_id, eos_id
+        self.start_stm, self.start_reset = start_stm, reset
+        self.memory_generator, self.sample_generator = memory_generator, sample_generator
+        self.reference_model, self.keep_samples = reference_model, keep_samples
+        self.autocast = autocast or contextlib.nullcontext
+        self.snapshots: list[torch.Tensor] = []
+        self.written: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.queries: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.answers: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.references: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.logprobs: list[torch.Tensor] = []
+        self.ref_logprobs: list[torch.Tensor] = []
+        self.values: list[torch.Tensor] = []
+        self.rewards: list[torch.Tensor] = []
+        self.rewarded: list[torch.Tensor] = []
+        self.components: dict[str, list[torch.Tensor]] = {}
 
-    stm = write(stm, _tensor(obs["remember_ids"], device), _tensor(obs["remember_mask"], device))
-    queries, answers, logprobs, values, rewards, rewarded = [], [], [], [], [], []
-    ref_logprobs, components, references = [], {}, []
-    samples = [dict(first=env.episodes[i].first, steps=[]) for i in range(min(keep_samples, batch))]
-    for k in range(steps):
-        query, query_mask = trim_padding(_tensor(obs["query_ids"], device), _tensor(obs["query_mask"], device))
-        context, context_mask = written[-1]
-        read = policy.initial_state(batch, generator=memory_generator) if settings.forget else stm
-        with autocast():
-            step = policy.act(
+    def start(self, episodes: list[Episode], remember_ids: torch.Tensor, remember_mask: torch.Tensor) -> None:
+        policy, device = self.policy, self.policy.model.device
+        self.episodes, self.batch = episodes, len(episodes)
+        # Rows holding the same episode object (rollouts of one episode for a group baseline) share the id of
+        # its first row; the environment may have shuffled the rows.
+        first_row: dict[int, int] = {}
+        self.group_ids = torch.tensor([first_row.setdefault(id(e), i) for i, e in enumerate(episodes)],
+                                      dtype=torch.long, device=device)
+        if self.start_stm is None:
+            stm = policy.initial_state(self.batch, generator=self.memory_generator)
+            reset = torch.ones(self.batch, dtype=torch.bool, device=device)
+        else:
+            reset = self.start_reset.to(device)
+            stm = policy.reset_state(self.start_stm.to(device), reset, generator=self.memory_generator)
+        if self.settings.branch:  # a group id is its first row
+            stm, reset = stm[self.group_ids], reset[self.group_ids]
+        self.reset = reset
+        self.samples = [dict(first=episodes[i].first, steps=[]) for i in range(min(self.keep_samples, self.batch))]
+        self.stm = self._write(stm, remember_ids, remember_mask)
+
+    def respond(self, step: int, query: torch.Tensor, query_mask: torch.Tensor) -> torch.Tensor:
+        settings, policy = self.settings, self.policy
+        context, context_mask = self.written[-1]
+        read = policy.initial_state(self.batch, generator=self.memory_generator) if settings.forget else self.stm
+        with self.autocast():
+            out = policy.act(
                 query, query_mask, read, max_new_tokens=settings.max_new_tokens,
-                eos_id=None if settings.force_length else eos_id, pad_id=pad_id,
-                greedy=settings.greedy, temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p,
-                generator=sample_generator, context=context, context_mask=context_mask,
+                eos_id=None if settings.force_length else self.eos_id, pad_id=self.pad_id, sampling=settings.sampling,
+                generator=self.sample_generator, context=context, context_mask=context_mask,
                 with_values=settings.with_values, compile=settings.compile,
             )
-        answer, answer_mask = step.answer, step.answer_mask
+        answer, answer_mask = out.answer, out.answer_mask
         if not settings.force_length:
-            answer, answer_mask = end_at_first_pad(answer, answer_mask, pad_id)
-        if reference_model is not None:
-            with autocast():
-                ref = reference_model.answer_logprobs(query, query_mask, answer, answer_mask, read)
-            ref_logprobs.append(ref.logprobs.float())
-        reward.last_bad = None
-        obs, step_rewards, _, _, info = env.step(answer)
-        step_rewards = torch.from_numpy(step_rewards).float()
-        step_rewarded = torch.from_numpy(info["rewarded"]).bool()
-        if reward.last_bad is not None and bool(reward.last_bad.any()):
-            bad = torch.zeros(batch, dtype=torch.bool)
-            bad[step_rewarded.nonzero().squeeze(1)] = reward.last_bad
-            step_rewards = step_rewards.masked_fill(bad, float("nan"))
-        for name, value in info["reward_components"].items():
-            components.setdefault(name, [torch.zeros(batch)] * k).append(torch.from_numpy(value).float())
-        for name in components:
-            if len(components[name]) < k + 1:  # a component missing at this step (no rewarded sample)
-                components[name].append(torch.zeros(batch))
-        queries.append((query, query_mask))
-        answers.append((answer, answer_mask))
-        logprobs.append(step.logprobs.float().masked_fill(~answer_mask, 0.0))
-        values.append(step.values.float())
-        rewards.append(step_rewards)
-        rewarded.append(step_rewarded)
-        references.append(trim_padding(_tensor(info["reference_ids"], device), _tensor(info["reference_mask"], device)))
-        for i, sample in enumerate(samples):
-            sample["steps"].append(dict(query=env.episodes[i].follow_ups[k].query, generated=info["generated"][i],
-                                        reference=info["reference"][i], reward=float(step_rewards[i])))
+            answer, answer_mask = end_at_first_pad(answer, answer_mask, self.pad_id)
+        if self.reference_model is not None:
+            with self.autocast():
+                ref = self.reference_model.answer_logprobs(query, query_mask, answer, answer_mask, read)
+            self.ref_logprobs.append(ref.logprobs.float())
+        self.queries.append((query, query_mask))
+        self.answers.append((answer, answer_mask))
+        self.logprobs.append(out.logprobs.float().masked_fill(~answer_mask, 0.0))
+        self.values.append(out.values.float())
+        return answer
+
+    def record(self, turn: Turn) -> None:
+        k, settings = turn.step, self.settings
+        for name, value in turn.components.items():
+            self.components.setdefault(name, [turn.rewards.new_zeros(self.batch)] * k).append(value)
+        for name in self.components:
+            if len(self.components[name]) < k + 1:  # a component missing at this step (no rewarded sample)
+                self.components[name].append(turn.rewards.new_zeros(self.batch))
+        self.rewards.append(turn.rewards)
+        self.rewarded.append(turn.rewarded)
+        self.references.append((turn.references, turn.reference_mask))
+        for i, sample in enumerate(self.samples):
+            sample["steps"].append(dict(query=self.episodes[i].follow_ups[k].query,
+                                        generated=turn.info["generated"][i], reference=turn.info["reference"][i],
+                                        reward=float(turn.rewards[i])))
         if settings.teacher_forcing:
-            reference = _tensor(info["reference_ids"], device), _tensor(info["reference_mask"], device)
-            interaction = join_padded(query, query_mask, *reference, pad_id=pad_id, max_len=settings.max_interaction_len)
+            interaction = join_padded(turn.query, turn.query_mask, turn.references, turn.reference_mask,
+                                      pad_id=self.pad_id, max_len=settings.max_interaction_len)
         else:
-            interaction = _tensor(info["interaction_ids"], device), _tensor(info["interaction_mask"], device)
+            interaction = turn.interaction, turn.interaction_mask
             if settings.branch:
                 if settings.branch_pick == "best":
-                    chosen = best_in_group(step_rewards, group_ids).to(device)
+                    chosen = best_in_group(turn.rewards, self.group_ids)
                 else:
-                    chosen = branch_choice(group_ids.to(device), sample_generator)
+                    chosen = branch_choice(self.group_ids, self.sample_generator)
                 interaction = interaction[0][chosen], interaction[1][chosen]
-        stm = write(stm, *interaction, skip=k == steps - 1 and not settings.final_write)
+        self.stm = self._write(self.stm, *interaction, skip=turn.last and not settings.final_write)
 
-    query_ids, query_masks = stack_padded(queries, pad_id)
-    answer_ids, answer_masks = stack_padded(answers, pad_id)
-    written_ids, written_masks = stack_padded(written, pad_id)
-    reference_ids, reference_masks = stack_padded(references, pad_id)
-    width = answer_ids.shape[2]
-    pad_cols = lambda t: torch.nn.functional.pad(t, (0, width - t.shape[1]))  # noqa: E731
-    return Rollout(
-        snapshots=torch.stack(snapshots, dim=1),
-        written=written_ids,
-        written_mask=written_masks,
-        queries=query_ids,
-        query_mask=query_masks,
-        answers=answer_ids,
-        answer_mask=answer_masks,
-        logprobs=torch.stack([pad_cols(lp) for lp in logprobs], dim=1),
-        values=torch.stack(values, dim=1).cpu(),
-        rewards=torch.stack(rewards, dim=1),
-        rewarded=torch.stack(rewarded, dim=1),
-        components={name: torch.stack(v, dim=1) for name, v in components.items()},
-        reset=reset.cpu(),
-        group_ids=group_ids,
-        final_stm=stm,
-        ref_logprobs=torch.stack([pad_cols(lp) for lp in ref_logprobs], dim=1) if ref_logprobs else None,
-        samples=samples,
-        references=reference_ids,
-        reference_mask=reference_masks,
-    )
+    def _write(self, stm: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor,
+               skip: bool = False) -> torch.Tensor | None:
+        ids, mask = trim_padding(ids, mask)
+        self.snapshots.append(stm)
+        self.written.append((ids, mask))
+        if skip:  # recorded for the update, but no answer reads the STM it would produce
+            return None
+        with self.autocast():
+            return self.policy.remember(stm, ids, mask)
+
+    def rollout(self) -> Rollout:
+        pad_id = self.pad_id
+        query_ids, query_masks = stack_padded(self.queries, pad_id)
+        answer_ids, answer_masks = stack_padded(self.answers, pad_id)
+        written_ids, written_masks = stack_padded(self.written, pad_id)
+        reference_ids, reference_masks = stack_padded(self.references, pad_id)
+        width = answer_ids.shape[2]
+        pad_cols = lambda t: torch.nn.functional.pad(t, (0, width - t.shape[1]))  # noqa: E731
+        return Rollout(
+            snapshots=torch.stack(self.snapshots, dim=1),
+            written=written_ids,
+            written_mask=written_masks,
+            queries=query_ids,
+            query_mask=query_masks,
+            answers=answer_ids,
+            answer_mask=answer_masks,
+            logprobs=torch.stack([pad_cols(lp) for lp in self.logprobs], dim=1),
+            values=torch.stack(self.values, dim=1),
+            rewards=torch.stack(self.rewards, dim=1),
+            rewarded=torch.stack(self.rewarded, dim=1),
+            components={name: torch.stack(v, dim=1) for name, v in self.components.items()},
+            reset=self.reset,
+            group_ids=self.group_ids,
+            final_stm=self.stm,
+            ref_logprobs=torch.stack([pad_cols(lp) for lp in self.ref_logprobs], dim=1) if self.ref_logprobs else None,
+            samples=self.samples,
+            references=reference_ids,
+            reference_mask=reference_masks,
+        )
