@@ -144,7 +144,7 @@ def test_render_ansi_shows_the_last_interaction():
     assert env.render() == f"[step 1] Q: {F1.query}\nA: A red kite.\n"
 
 
-def test_token_f1_fallback_reward_by_hand():
+def test_token_f1_reward_by_hand():
     batch = RewardBatch(query=["q", "q"], generated=["The red kite!", ""], reference=["a red kite", "x"],
                         remember=[[FIRST], [FIRST]])
     out = token_f1_reward(batch)
@@ -153,21 +153,17 @@ def test_token_f1_fallback_reward_by_hand():
     assert out.components["token_f1"].tolist() == pytest.approx([2 / 3, 0.0])
 
 
-def test_reward_names_go_through_get_reward_and_none_falls_back_without_it(monkeypatch):
+def test_reward_names_and_the_default_go_through_get_reward(monkeypatch):
     asked = []
 
     def fake_get_reward(spec):
         asked.append(spec)
         return token_f1_reward
 
-    monkeypatch.setattr(rewards, "_get_reward_function", lambda: fake_get_reward)
+    monkeypatch.setattr(rewards, "get_reward", fake_get_reward)
     assert rewards.resolve_reward("fact-recall") == (token_f1_reward, "fact-recall")
     assert rewards.resolve_reward(None) == (token_f1_reward, "mrl-composite")
     assert asked == ["fact-recall", "mrl-composite"]
-    monkeypatch.setattr(rewards, "_get_reward_function", lambda: None)
-    assert rewards.resolve_reward(None) == (token_f1_reward, rewards.FALLBACK_NAME)
-    with pytest.raises(RewardError, match="named rewards need rxmrl.reward.get_reward"):
-        MemoryRetentionEnv(episodes=[episode("single", [F1])], reward="mrl-composite")
     with pytest.raises(RewardError, match="a name or a callable"):
         rewards.resolve_reward(3.5)
 
