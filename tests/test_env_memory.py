@@ -7,7 +7,7 @@ from gymnasium.utils.env_checker import check_env
 import rxmrl  # noqa: F401  (registers rxmrl/MemoryRetention-v0)
 from rxmrl.data import Episode, Interaction
 from rxmrl.data.synthetic_dataset import write_synthetic_dataset
-from rxmrl.env import ENV_ID, EnvConfig, MemoryRetentionEnv, load_env_config, rewards, token_f1_reward
+from rxmrl.env import ENV_ID, MemoryRetentionEnv, rewards, token_f1_reward
 from rxmrl.errors import ConfigError, DataError, RewardError
 from rxmrl.reward.base import RewardBatch, RewardOutput
 
@@ -199,19 +199,3 @@ def test_bad_arguments_are_config_errors():
         MemoryRetentionEnv(strategy="single", steps=4, reward=token_f1_reward)
     with pytest.raises(ConfigError, match="splits train, validation, test"):
         MemoryRetentionEnv(split="dev", reward=token_f1_reward)
-
-
-def test_presets_load_strictly_and_make_environments(tmp_path):
-    config = load_env_config("synthetic", ["synthetic_episodes=2", "steps=[2]"])
-    assert config.source == "synthetic" and config.strategy == "mixed" and config.reward == "mrl-composite"
-    kwargs = config.env_kwargs(evaluation=True) | {"reward": token_f1_reward}
-    env = MemoryRetentionEnv(**kwargs)
-    assert len(env.pool) == 4 and {e.strategy for e in env.pool} == {"cumulative", "long_range"}
-    assert load_env_config("tinystories-mrl").source == "ReactiveAI/TinyStories-MRL"
-    typo = tmp_path / "typo.toml"
-    typo.write_text('source = "synthetic"\nstrategy = "mixed"\nstep = [2]\n')
-    with pytest.raises(ConfigError, match=r"typo\.toml: unknown key 'step' \(did you mean 'steps'\?\)"):
-        load_env_config(typo)
-    with pytest.raises(ConfigError, match="strategy' must be one of"):
-        load_env_config("synthetic", ["strategy=sometimes"])
-    assert EnvConfig().vector_env_kwargs()["max_answer_len"] == 64
