@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rxmrl.config import from_dict, load_toml, merge, parse_overrides, to_dict
+from rxmrl.data.episode_source import EpisodeSource, check_counts
 from rxmrl.errors import ConfigError
 from rxmrl.policy.critic import CriticConfig
 from rxmrl.recipes.benchmark_config import BenchmarkConfig
@@ -79,53 +80,28 @@ class TokenizerSource:
 
 
 @dataclass
-class MrlDataConfig:
+class MrlDataConfig(EpisodeSource):
     """
-    Where a stage's episodes come from (`[data]` for all stages, `[stage.data]` for one).
+    Where a stage's episodes come from (`[data]` for all stages, `[stage.data]` for one): the keys of
+    `rxmrl.data.episode_source.EpisodeSource` (`source`, `subset`, `split`, `eval_source`, `eval_split`,
+    `max_query_len`, `max_answer_len`), and:
 
     Parameters:
-        source (`str`, *optional*, defaults to `"synthetic"`):
-            `"synthetic"` (the built-in generator, no files), a Hub dataset id, a local snapshot folder, or a
-            `.jsonl`/`.json`/`.parquet` file of TinyStories-MRL rows.
-        subset (`str` or `None`, *optional*, defaults to `None`):
-            Dataset subset; `{steps}` is replaced by the stage's follow-up count (e.g. `"steps-{steps}"`).
-        split (`str`, *optional*, defaults to `"train"`):
-            Training split.
-        eval_source (`str` or `None`, *optional*, defaults to `None`):
-            Held-out data from elsewhere (default: `source`).
-        eval_split (`str`, *optional*, defaults to `"validation"`):
-            Held-out split, scored after every epoch.
         episodes (`int`, *optional*, defaults to `512`):
             Synthetic: training episodes generated. Real data: at most this many are used (0 = all).
         eval_episodes (`int`, *optional*, defaults to `64`):
             Held-out episodes scored after each epoch.
-        max_query_len (`int`, *optional*, defaults to `32`):
-            Tokens of a query, `[BOS][Q] ... [A]` included.
-        max_answer_len (`int`, *optional*, defaults to `48`):
-            Tokens of a reference answer, `[EOS]` included.
         max_interaction_len (`int`, *optional*, defaults to `0`):
             Tokens of an interaction written to memory (0 = the model's `max_seq_len`).
     """
 
-    source: str = "synthetic"
-    subset: str | None = None
-    split: str = "train"
-    eval_source: str | None = None
-    eval_split: str = "validation"
     episodes: int = 512
     eval_episodes: int = 64
-    max_query_len: int = 32
-    max_answer_len: int = 48
     max_interaction_len: int = 0
 
     def __post_init__(self) -> None:
-        if self.episodes < 0:
-            raise ConfigError(f"episodes: must be 0 (all) or more, got {self.episodes}")
-        if self.eval_episodes < 1:
-            raise ConfigError(f"eval_episodes: must be at least 1, got {self.eval_episodes}")
-        for key in ("max_query_len", "max_answer_len"):
-            if getattr(self, key) < 4:
-                raise ConfigError(f"{key}: must be at least 4 tokens, got {getattr(self, key)}")
+        super().__post_init__()
+        check_counts(self, "episodes", "eval_episodes")
         if self.max_interaction_len < 0:
             raise ConfigError(f"max_interaction_len: must be 0 (the model's) or more, got {self.max_interaction_len}")
 

@@ -40,8 +40,7 @@ def stage_episodes(data: MrlDataConfig, stage: StageConfig, *, held_out: bool, s
 
     steps, strategy = stage.follow_ups, stage.episode_strategy
     count = data.eval_episodes if held_out else data.episodes
-    source = (data.eval_source or data.source) if held_out else data.source
-    split = data.eval_split if held_out else data.split
+    source, split = data.source_and_split(held_out=held_out)
     if source == "synthetic":
         if count < 1:
             raise ConfigError("data.episodes: the synthetic generator needs a number of episodes to generate (not 0)")
