@@ -29,6 +29,7 @@ from rxmrl.recipes.benchmark_config import BenchmarkConfig
 from rxmrl.train.dmpo_config import DmpoConfig
 from rxmrl.train.mrl_config import ImpoConfig
 from rxmrl.train.optim_config import LearningRates
+from rxmrl.train.warmstart.config import WarmStartConfig
 
 RESOLVED_FILE = "curriculum.json"
 
@@ -430,8 +431,8 @@ class CurriculumConfig:
             Iterations between metric rows.
         model, tokenizer, data, reward, critic, impo, dmpo, eval, checkpoint:
             The sub-tables documented with their classes.
-        warmstart (`list[dict]`, *optional*, defaults to `[]`):
-            `[[warmstart]]` supervised stages run first (each a `WarmStartConfig`).
+        warmstart (`list[WarmStartConfig]`, *optional*, defaults to `[]`):
+            `[[warmstart]]` supervised stages run first (`rxmrl/train/warmstart/config.py` has their keys).
         stage (`list[StageConfig]`):
             The MRL stages, in order.
         benchmark (`BenchmarkConfig` or `None`, *optional*, defaults to `None`):
@@ -453,7 +454,7 @@ class CurriculumConfig:
     dmpo: DmpoConfig = field(default_factory=DmpoConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
-    warmstart: list[dict[str, Any]] = field(default_factory=list)
+    warmstart: list[WarmStartConfig] = field(default_factory=list)
     benchmark: BenchmarkConfig | None = None
 
     def __post_init__(self) -> None:
@@ -523,7 +524,7 @@ def read_extended(path: str | Path, chain: tuple[Path, ...] = ()) -> dict[str, A
 
 
 def curriculum_from_dict(raw: dict[str, Any], *, source: str) -> CurriculumConfig:
-    """Resolve `[data]` defaults into each stage, build the dataclasses strictly, check `[[warmstart]]`."""
+    """Resolve `[data]` defaults into each stage, build the dataclasses strictly."""
     raw = dict(raw)
     stages = raw.get("stage")
     if isinstance(stages, list) and isinstance(raw.get("data", {}), dict):
@@ -532,7 +533,6 @@ def curriculum_from_dict(raw: dict[str, Any], *, source: str) -> CurriculumConfi
             for s in stages
         ]
     config = from_dict(CurriculumConfig, raw, source=source)
-    validate_warmstart(config.warmstart, source=source)
     if config.reward.composite is not None:
         inline_reward_spec(config.reward.composite, source=source)
     return config
@@ -543,15 +543,6 @@ def inline_reward_spec(table: dict[str, Any], *, source: str) -> Any:
     from rxmrl.reward.spec import RewardSpec
 
     return from_dict(RewardSpec, table, source=source, prefix="reward.composite.")
-
-
-def validate_warmstart(tables: list[dict[str, Any]], *, source: str) -> list[Any]:
-    """Parse each `[[warmstart]]` table as a `WarmStartConfig` (errors name `warmstart[i].key`)."""
-    if not tables:
-        return []
-    from rxmrl.train.warmstart.config import WarmStartConfig
-
-    return [from_dict(WarmStartConfig, t, source=source, prefix=f"warmstart[{i}].") for i, t in enumerate(tables)]
 
 
 def apply_overrides(base: dict[str, Any], overrides: dict[str, Any], *, source: str, key: str = "") -> dict[str, Any]:
@@ -601,9 +592,10 @@ def start_resolved(config: CurriculumConfig, run_dir: str | Path, *, write: bool
     from rxmrl.train.run_folder import absolute_paths, first_difference
 
     config = curriculum_from_dict(absolute_paths(to_dict(config)), source=f"{run_dir}/{RESOLVED_FILE}")
-    path = Path(run_dir) / RESOLVED_FILE
-    if path.is_file():
-        recorded = json.loads(path.read_text(encoding="utf-8"))
+    if (Path(run_dir) / RESOLVED_FILE).is_file():
+        # resolved values on both sides: a record written before the warm-start tables were typed holds only the
+        # keys their files set
+        recorded = to_dict(load_resolved(run_dir))
         difference = first_difference(_comparable(recorded), _comparable(to_dict(config)))
         if difference:
             raise ConfigError(f"{run_dir} holds a run started with other settings ({difference}); its tokenizer and "
