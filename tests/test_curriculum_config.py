@@ -197,6 +197,17 @@ def test_warm_start_tables_are_typed_once_at_load(tmp_path):
     assert load_resolved(tmp_path) == config
 
 
+def test_the_inline_composite_is_parsed_once_into_the_reward_it_builds():
+    from rxmrl.recipes.setup import build_reward
+    from rxmrl.reward.spec import RewardSpec
+
+    config = load_curriculum("curricula/smoke.toml")
+    spec = config.reward.composite
+    assert type(spec) is RewardSpec and spec.weights.standard.fact_recall == 1.0 and spec.penalties.repetition_n == 2
+    reward = build_reward(config)
+    assert reward.name == "smoke-recall" and reward.fn.spec is spec
+
+
 def test_a_record_written_before_the_tables_were_typed_resumes_and_restarts(tmp_path):
     # main's curriculum.json held each [[warmstart]] table and [reward.composite] as the file wrote it
     from rxmrl.config import load_toml, to_dict

@@ -26,6 +26,7 @@ from rxmrl.data.episode_source import EpisodeSource, check_counts
 from rxmrl.errors import ConfigError
 from rxmrl.policy.critic import CriticConfig
 from rxmrl.recipes.benchmark_config import BenchmarkConfig
+from rxmrl.reward.spec import RewardSpec
 from rxmrl.train.dmpo_config import DmpoConfig
 from rxmrl.train.mrl_config import ImpoConfig
 from rxmrl.train.optim_config import LearningRates
@@ -355,13 +356,13 @@ class RewardSource:
     Parameters:
         spec (`str`, *optional*, defaults to `"mrl-composite"`):
             A registered reward, a preset in `rewards/`, a TOML path, `module:function` or a `.py` plug-in.
-        composite (`dict` or `None`, *optional*, defaults to `None`):
+        composite (`RewardSpec` or `None`, *optional*, defaults to `None`):
             An inline composite reward (the keys of a `rewards/*.toml` preset: `name`, `[weights.standard]`, ...)
             used instead of `spec`, so a curriculum can carry its own weighting.
     """
 
     spec: str = "mrl-composite"
-    composite: dict[str, Any] | None = None
+    composite: RewardSpec | None = None
 
 
 @dataclass
@@ -532,17 +533,7 @@ def curriculum_from_dict(raw: dict[str, Any], *, source: str) -> CurriculumConfi
             merge({"data": raw.get("data", {})}, s) if isinstance(s, dict) and isinstance(s.get("data", {}), dict) else s
             for s in stages
         ]
-    config = from_dict(CurriculumConfig, raw, source=source)
-    if config.reward.composite is not None:
-        inline_reward_spec(config.reward.composite, source=source)
-    return config
-
-
-def inline_reward_spec(table: dict[str, Any], *, source: str) -> Any:
-    """Parse `[reward.composite]` as a `RewardSpec` (errors name `reward.composite.key`)."""
-    from rxmrl.reward.spec import RewardSpec
-
-    return from_dict(RewardSpec, table, source=source, prefix="reward.composite.")
+    return from_dict(CurriculumConfig, raw, source=source)
 
 
 def apply_overrides(base: dict[str, Any], overrides: dict[str, Any], *, source: str, key: str = "") -> dict[str, Any]:

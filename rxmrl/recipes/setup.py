@@ -115,13 +115,12 @@ def build_reward(config: CurriculumConfig) -> Any:
     """The reward: `[reward.composite]` when given, else `[reward] spec` through `rxmrl.reward.get_reward`."""
     from rxmrl.reward import get_reward
 
-    if config.reward.composite is None:
+    spec = config.reward.composite
+    if spec is None:
         return get_reward(config.reward.spec)
-    from rxmrl.recipes.curriculum_config import inline_reward_spec
     from rxmrl.reward.composite import CompositeReward
     from rxmrl.reward.registry import NamedReward
 
-    spec = inline_reward_spec(config.reward.composite, source="[reward.composite]")
     return NamedReward(spec.name, CompositeReward(spec), user_code=False)
 
 
