@@ -1,4 +1,4 @@
-"""Find presets in the catalogs (`policies/`, `envs/`, `rewards/`, `curricula/`) by name or path.
+"""Find presets in the catalogs (`policies/`, `rewards/`, `curricula/`) by name or path.
 
 A *name* (`rxt-tiny`, `mrl-composite`) resolves only to the presets that ship with rxmrl: the checkout's
 top-level folder (when rxmrl runs from its source tree) or the copy inside the installed wheel
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from rxmrl.errors import ConfigError
 
-CATALOGS = ("policies", "envs", "rewards", "curricula")
+CATALOGS = ("policies", "rewards", "curricula")
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
 

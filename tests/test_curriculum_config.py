@@ -187,6 +187,42 @@ def test_resolved_curriculum_round_trips(tmp_path):
         load_resolved(tmp_path / "elsewhere")
 
 
+def test_warm_start_tables_are_typed_once_at_load(tmp_path):
+    from rxmrl.train.warmstart import WarmStartConfig
+
+    config = load_curriculum("curricula/cpu-demo.toml")
+    assert config.warmstart and all(type(t) is WarmStartConfig for t in config.warmstart)
+    assert config.warmstart[0].data.max_answer_len == 96  # the warm start's default, resolved at load
+    save_resolved(config, tmp_path)
+    assert load_resolved(tmp_path) == config
+
+
+def test_the_inline_composite_is_parsed_once_into_the_reward_it_builds():
+    from rxmrl.recipes.setup import build_reward
+    from rxmrl.reward.spec import RewardSpec
+
+    config = load_curriculum("curricula/smoke.toml")
+    spec = config.reward.composite
+    assert type(spec) is RewardSpec and spec.weights.standard.fact_recall == 1.0 and spec.penalties.repetition_n == 2
+    reward = build_reward(config)
+    assert reward.name == "smoke-recall" and reward.fn.spec is spec
+
+
+def test_a_record_written_before_the_tables_were_typed_resumes_and_restarts(tmp_path):
+    # main's curriculum.json held each [[warmstart]] table and [reward.composite] as the file wrote it
+    from rxmrl.config import load_toml, to_dict
+    from rxmrl.recipes.curriculum_config import start_resolved
+
+    config = load_curriculum("curricula/smoke.toml")
+    raw = load_toml("curricula/smoke.toml")
+    old = to_dict(config) | {"warmstart": raw["warmstart"], "reward": {"spec": "mrl-composite", **raw["reward"]}}
+    (tmp_path / "curriculum.json").write_text(json.dumps(old))
+    assert load_resolved(tmp_path) == config
+    start_resolved(load_curriculum("curricula/smoke.toml"), tmp_path)  # a killed run restarted: the same run
+    with pytest.raises(ConfigError, match=r"warmstart\[0\].batch_size: 16 -> 8"):
+        start_resolved(load_curriculum("curricula/smoke.toml", ["warmstart.0.batch_size=8"]), tmp_path)
+
+
 def test_unfreeze_groups_by_epoch():
     schedule = UnfreezeConfig(decoder_cross_attention=1, encoder=2, everything=-1)
     assert [schedule.group_at(e) for e in range(4)] == ["memory_attention", "decoder_cross_attention", "encoder",

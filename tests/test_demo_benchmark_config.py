@@ -67,7 +67,7 @@ def test_limits_default_to_the_last_stage_and_can_be_set():
 def test_the_cpu_demo_curriculum_is_the_whole_pipeline_on_the_small_preset():
     config = load_curriculum("curricula/cpu-demo.toml")
     assert config.model.name == "rxt-cpu-small"
-    stages = [t["stage"] for t in config.warmstart]
+    stages = [t.stage for t in config.warmstart]
     assert stages[:4] == ["joint-lm", "sft", "memory-attention", "smat"] and set(stages[4:]) <= {"smat"}
     last = config.expanded_stages()[-1]
     assert (last.follow_ups, last.episode_strategy) == (16, "long_range")  # the seed cards' end point
@@ -80,7 +80,7 @@ def test_the_cpu_demo_curriculum_is_the_whole_pipeline_on_the_small_preset():
 def test_the_gpu_recipe_loads_and_fits_its_preset():
     config = load_curriculum("curricula/micro-gpu.toml")
     assert config.model.name == "rxt-alpha-micro-plus" and config.device == "auto"
-    assert [t["stage"] for t in config.warmstart] == ["joint-lm", "sft", "memory-attention", "smat", "smat"]
+    assert [t.stage for t in config.warmstart] == ["joint-lm", "sft", "memory-attention", "smat", "smat"]
     last = config.expanded_stages()[-1]
     assert (last.follow_ups, last.episode_strategy) == (16, "long_range")
     check_lengths(config, load_preset(config.model.name).max_seq_len)

@@ -7,7 +7,7 @@ from gymnasium.utils.env_checker import check_env
 import rxmrl  # noqa: F401  (registers rxmrl/MemoryRetention-v0)
 from rxmrl.data import Episode, Interaction
 from rxmrl.data.synthetic_dataset import write_synthetic_dataset
-from rxmrl.env import ENV_ID, EnvConfig, MemoryRetentionEnv, load_env_config, rewards, token_f1_reward
+from rxmrl.env import ENV_ID, MemoryRetentionEnv, rewards, token_f1_reward
 from rxmrl.errors import ConfigError, DataError, RewardError
 from rxmrl.reward.base import RewardBatch, RewardOutput
 
@@ -144,7 +144,7 @@ def test_render_ansi_shows_the_last_interaction():
     assert env.render() == f"[step 1] Q: {F1.query}\nA: A red kite.\n"
 
 
-def test_token_f1_fallback_reward_by_hand():
+def test_token_f1_reward_by_hand():
     batch = RewardBatch(query=["q", "q"], generated=["The red kite!", ""], reference=["a red kite", "x"],
                         remember=[[FIRST], [FIRST]])
     out = token_f1_reward(batch)
@@ -153,21 +153,17 @@ def test_token_f1_fallback_reward_by_hand():
     assert out.components["token_f1"].tolist() == pytest.approx([2 / 3, 0.0])
 
 
-def test_reward_names_go_through_get_reward_and_none_falls_back_without_it(monkeypatch):
+def test_reward_names_and_the_default_go_through_get_reward(monkeypatch):
     asked = []
 
     def fake_get_reward(spec):
         asked.append(spec)
         return token_f1_reward
 
-    monkeypatch.setattr(rewards, "_get_reward_function", lambda: fake_get_reward)
+    monkeypatch.setattr(rewards, "get_reward", fake_get_reward)
     assert rewards.resolve_reward("fact-recall") == (token_f1_reward, "fact-recall")
     assert rewards.resolve_reward(None) == (token_f1_reward, "mrl-composite")
     assert asked == ["fact-recall", "mrl-composite"]
-    monkeypatch.setattr(rewards, "_get_reward_function", lambda: None)
-    assert rewards.resolve_reward(None) == (token_f1_reward, rewards.FALLBACK_NAME)
-    with pytest.raises(RewardError, match="named rewards need rxmrl.reward.get_reward"):
-        MemoryRetentionEnv(episodes=[episode("single", [F1])], reward="mrl-composite")
     with pytest.raises(RewardError, match="a name or a callable"):
         rewards.resolve_reward(3.5)
 
@@ -203,19 +199,3 @@ def test_bad_arguments_are_config_errors():
         MemoryRetentionEnv(strategy="single", steps=4, reward=token_f1_reward)
     with pytest.raises(ConfigError, match="splits train, validation, test"):
         MemoryRetentionEnv(split="dev", reward=token_f1_reward)
-
-
-def test_presets_load_strictly_and_make_environments(tmp_path):
-    config = load_env_config("synthetic", ["synthetic_episodes=2", "steps=[2]"])
-    assert config.source == "synthetic" and config.strategy == "mixed" and config.reward == "mrl-composite"
-    kwargs = config.env_kwargs(evaluation=True) | {"reward": token_f1_reward}
-    env = MemoryRetentionEnv(**kwargs)
-    assert len(env.pool) == 4 and {e.strategy for e in env.pool} == {"cumulative", "long_range"}
-    assert load_env_config("tinystories-mrl").source == "ReactiveAI/TinyStories-MRL"
-    typo = tmp_path / "typo.toml"
-    typo.write_text('source = "synthetic"\nstrategy = "mixed"\nstep = [2]\n')
-    with pytest.raises(ConfigError, match=r"typo\.toml: unknown key 'step' \(did you mean 'steps'\?\)"):
-        load_env_config(typo)
-    with pytest.raises(ConfigError, match="strategy' must be one of"):
-        load_env_config("synthetic", ["strategy=sometimes"])
-    assert EnvConfig().vector_env_kwargs()["max_answer_len"] == 64

@@ -55,6 +55,15 @@ def test_first_difference_names_the_key():
     assert absolute_paths({"source": "synthetic", "name": "x"}) == {"source": "synthetic", "name": "x"}
 
 
+def test_built_in_choices_stay_names_whatever_the_working_directory_holds(tmp_path, monkeypatch):
+    # a resolved config records them even where the file left them out (warm-start tables, inline composites)
+    for name in ("synthetic", "auto", "all-MiniLM-L6-v2"):
+        (tmp_path / name).mkdir()
+    monkeypatch.chdir(tmp_path)
+    config = {"data": {"source": "synthetic"}, "mlm_head_from": "auto", "similarity": {"model": "all-MiniLM-L6-v2"}}
+    assert absolute_paths(config) == config
+
+
 def _smoke():
     from rxmrl.catalog import find_preset
 

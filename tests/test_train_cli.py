@@ -33,3 +33,18 @@ def test_train_and_bench_are_registered(capsys):
     with pytest.raises(SystemExit):
         main(["bench", "train-step", "--help"])
     assert "--answer-tokens" in capsys.readouterr().out
+
+
+def test_every_listed_command_and_benchmark_has_a_parser():
+    # a listed module that is missing or fails to import is an error, never a silently absent command
+    import argparse
+
+    from rxmrl.cli import COMMAND_MODULES, build_parser
+    from rxmrl.cli.bench import BENCHMARKS
+
+    def choices(parser):
+        return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+    commands = choices(build_parser())
+    assert set(COMMAND_MODULES) <= set(commands)
+    assert set(choices(commands["bench"])) == set(BENCHMARKS)

@@ -23,13 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rxmrl {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"rxmrl.cli.{name}")
-        except ModuleNotFoundError as e:
-            if e.name == f"rxmrl.cli.{name}":
-                continue  # that command group is not built yet
-            raise
-        module.register(subparsers)
+        importlib.import_module(f"rxmrl.cli.{name}").register(subparsers)
     return parser
 
 

@@ -22,12 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("bench", help="measure speed and retention; write JSON (and plots)")
     bench = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
     for name, module_name in BENCHMARKS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as e:
-            if e.name == module_name:
-                continue  # not built yet
-            raise
+        module = importlib.import_module(module_name)
         doc = (module.__doc__ or name).strip().splitlines()[0]
         sub = bench.add_parser(
             name, help=doc, description=module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

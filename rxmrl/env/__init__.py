@@ -1,5 +1,5 @@
 """Memory-retention environments: `MemoryRetentionEnv` (text, one episode) and `VectorMemoryEnv` (token
-arrays, a batch in lock-step), their episode pools, reward routing and presets. Names load on first use."""
+arrays, a batch in lock-step), their episode pools and reward routing. Names load on first use."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ ENV_ID = "rxmrl/MemoryRetention-v0"
 _EXPORTS = {
     "MemoryRetentionEnv": "rxmrl.env.memory_env",
     "VectorMemoryEnv": "rxmrl.env.vector_env",
-    "EnvConfig": "rxmrl.env.config",
-    "load_env_config": "rxmrl.env.config",
     "select_episodes": "rxmrl.env.episodes",
     "route_step": "rxmrl.env.routing",
     "StepRoute": "rxmrl.env.routing",

@@ -39,8 +39,7 @@ from rxmrl.data.episode import Episode
 from rxmrl.env.episode_loop import make_env
 from rxmrl.errors import CheckpointError, ConfigError, TrainingError
 from rxmrl.policy.rxt_policy import RxTPolicy
-from rxmrl.recipes.curriculum_config import (RESOLVED_FILE, CurriculumConfig, StageConfig, start_resolved,
-                                             validate_warmstart)
+from rxmrl.recipes.curriculum_config import RESOLVED_FILE, CurriculumConfig, StageConfig, start_resolved
 from rxmrl.recipes.final_benchmark import check_benchmark_packages
 from rxmrl.recipes.setup import (build_model, build_reward, build_tokenizer, check_lengths, resolve_device,
                                  stage_episodes)
@@ -194,7 +193,7 @@ class _Runner:
         run_final_benchmark(self.config, self.run_dir, self.reward, progress=self.progress)
 
     def _warm_start(self) -> None:
-        tables = validate_warmstart(self.config.warmstart, source=str(self.run_dir / "curriculum.json"))
+        tables = self.config.warmstart
         if not tables:
             return
         from rxmrl.train.warmstart import run_warmstart

@@ -22,13 +22,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rxmrl.config import from_dict, load_toml, merge, parse_overrides, to_dict
+from rxmrl.data.episode_source import EpisodeSource, check_counts
 from rxmrl.errors import ConfigError
 from rxmrl.model.sampling import Sampling
 from rxmrl.policy.critic import CriticConfig
 from rxmrl.recipes.benchmark_config import BenchmarkConfig
+from rxmrl.reward.spec import RewardSpec
 from rxmrl.train.dmpo_config import DmpoConfig
 from rxmrl.train.mrl_config import ImpoConfig
 from rxmrl.train.optim_config import LearningRates
+from rxmrl.train.warmstart.config import WarmStartConfig
 
 RESOLVED_FILE = "curriculum.json"
 
@@ -80,53 +83,28 @@ class TokenizerSource:
 
 
 @dataclass
-class MrlDataConfig:
+class MrlDataConfig(EpisodeSource):
     """
-    Where a stage's episodes come from (`[data]` for all stages, `[stage.data]` for one).
+    Where a stage's episodes come from (`[data]` for all stages, `[stage.data]` for one): the keys of
+    `rxmrl.data.episode_source.EpisodeSource` (`source`, `subset`, `split`, `eval_source`, `eval_split`,
+    `max_query_len`, `max_answer_len`), and:
 
     Parameters:
-        source (`str`, *optional*, defaults to `"synthetic"`):
-            `"synthetic"` (the built-in generator, no files), a Hub dataset id, a local snapshot folder, or a
-            `.jsonl`/`.json`/`.parquet` file of TinyStories-MRL rows.
-        subset (`str` or `None`, *optional*, defaults to `None`):
-            Dataset subset; `{steps}` is replaced by the stage's follow-up count (e.g. `"steps-{steps}"`).
-        split (`str`, *optional*, defaults to `"train"`):
-            Training split.
-        eval_source (`str` or `None`, *optional*, defaults to `None`):
-            Held-out data from elsewhere (default: `source`).
-        eval_split (`str`, *optional*, defaults to `"validation"`):
-            Held-out split, scored after every epoch.
         episodes (`int`, *optional*, defaults to `512`):
             Synthetic: training episodes generated. Real data: at most this many are used (0 = all).
         eval_episodes (`int`, *optional*, defaults to `64`):
             Held-out episodes scored after each epoch.
-        max_query_len (`int`, *optional*, defaults to `32`):
-            Tokens of a query, `[BOS][Q] ... [A]` included.
-        max_answer_len (`int`, *optional*, defaults to `48`):
-            Tokens of a reference answer, `[EOS]` included.
         max_interaction_len (`int`, *optional*, defaults to `0`):
             Tokens of an interaction written to memory (0 = the model's `max_seq_len`).
     """
 
-    source: str = "synthetic"
-    subset: str | None = None
-    split: str = "train"
-    eval_source: str | None = None
-    eval_split: str = "validation"
     episodes: int = 512
     eval_episodes: int = 64
-    max_query_len: int = 32
-    max_answer_len: int = 48
     max_interaction_len: int = 0
 
     def __post_init__(self) -> None:
-        if self.episodes < 0:
-            raise ConfigError(f"episodes: must be 0 (all) or more, got {self.episodes}")
-        if self.eval_episodes < 1:
-            raise ConfigError(f"eval_episodes: must be at least 1, got {self.eval_episodes}")
-        for key in ("max_query_len", "max_answer_len"):
-            if getattr(self, key) < 4:
-                raise ConfigError(f"{key}: must be at least 4 tokens, got {getattr(self, key)}")
+        super().__post_init__()
+        check_counts(self, "episodes", "eval_episodes")
         if self.max_interaction_len < 0:
             raise ConfigError(f"max_interaction_len: must be 0 (the model's) or more, got {self.max_interaction_len}")
 
@@ -383,13 +361,13 @@ class RewardSource:
     Parameters:
         spec (`str`, *optional*, defaults to `"mrl-composite"`):
             A registered reward, a preset in `rewards/`, a TOML path, `module:function` or a `.py` plug-in.
-        composite (`dict` or `None`, *optional*, defaults to `None`):
+        composite (`RewardSpec` or `None`, *optional*, defaults to `None`):
             An inline composite reward (the keys of a `rewards/*.toml` preset: `name`, `[weights.standard]`, ...)
             used instead of `spec`, so a curriculum can carry its own weighting.
     """
 
     spec: str = "mrl-composite"
-    composite: dict[str, Any] | None = None
+    composite: RewardSpec | None = None
 
 
 @dataclass
@@ -459,8 +437,8 @@ class CurriculumConfig:
             Iterations between metric rows.
         model, tokenizer, data, reward, critic, impo, dmpo, eval, checkpoint:
             The sub-tables documented with their classes.
-        warmstart (`list[dict]`, *optional*, defaults to `[]`):
-            `[[warmstart]]` supervised stages run first (each a `WarmStartConfig`).
+        warmstart (`list[WarmStartConfig]`, *optional*, defaults to `[]`):
+            `[[warmstart]]` supervised stages run first (`rxmrl/train/warmstart/config.py` has their keys).
         stage (`list[StageConfig]`):
             The MRL stages, in order.
         benchmark (`BenchmarkConfig` or `None`, *optional*, defaults to `None`):
@@ -482,7 +460,7 @@ class CurriculumConfig:
     dmpo: DmpoConfig = field(default_factory=DmpoConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
-    warmstart: list[dict[str, Any]] = field(default_factory=list)
+    warmstart: list[WarmStartConfig] = field(default_factory=list)
     benchmark: BenchmarkConfig | None = None
 
     def __post_init__(self) -> None:
@@ -552,7 +530,7 @@ def read_extended(path: str | Path, chain: tuple[Path, ...] = ()) -> dict[str, A
 
 
 def curriculum_from_dict(raw: dict[str, Any], *, source: str) -> CurriculumConfig:
-    """Resolve `[data]` defaults into each stage, build the dataclasses strictly, check `[[warmstart]]`."""
+    """Resolve `[data]` defaults into each stage, build the dataclasses strictly."""
     raw = dict(raw)
     stages = raw.get("stage")
     if isinstance(stages, list) and isinstance(raw.get("data", {}), dict):
@@ -560,27 +538,7 @@ def curriculum_from_dict(raw: dict[str, Any], *, source: str) -> CurriculumConfi
             merge({"data": raw.get("data", {})}, s) if isinstance(s, dict) and isinstance(s.get("data", {}), dict) else s
             for s in stages
         ]
-    config = from_dict(CurriculumConfig, raw, source=source)
-    validate_warmstart(config.warmstart, source=source)
-    if config.reward.composite is not None:
-        inline_reward_spec(config.reward.composite, source=source)
-    return config
-
-
-def inline_reward_spec(table: dict[str, Any], *, source: str) -> Any:
-    """Parse `[reward.composite]` as a `RewardSpec` (errors name `reward.composite.key`)."""
-    from rxmrl.reward.spec import RewardSpec
-
-    return from_dict(RewardSpec, table, source=source, prefix="reward.composite.")
-
-
-def validate_warmstart(tables: list[dict[str, Any]], *, source: str) -> list[Any]:
-    """Parse each `[[warmstart]]` table as a `WarmStartConfig` (errors name `warmstart[i].key`)."""
-    if not tables:
-        return []
-    from rxmrl.train.warmstart.config import WarmStartConfig
-
-    return [from_dict(WarmStartConfig, t, source=source, prefix=f"warmstart[{i}].") for i, t in enumerate(tables)]
+    return from_dict(CurriculumConfig, raw, source=source)
 
 
 def apply_overrides(base: dict[str, Any], overrides: dict[str, Any], *, source: str, key: str = "") -> dict[str, Any]:
@@ -630,9 +588,10 @@ def start_resolved(config: CurriculumConfig, run_dir: str | Path, *, write: bool
     from rxmrl.train.run_folder import absolute_paths, first_difference
 
     config = curriculum_from_dict(absolute_paths(to_dict(config)), source=f"{run_dir}/{RESOLVED_FILE}")
-    path = Path(run_dir) / RESOLVED_FILE
-    if path.is_file():
-        recorded = json.loads(path.read_text(encoding="utf-8"))
+    if (Path(run_dir) / RESOLVED_FILE).is_file():
+        # resolved values on both sides: a record written before the warm-start tables were typed holds only the
+        # keys their files set
+        recorded = to_dict(load_resolved(run_dir))
         difference = first_difference(_comparable(recorded), _comparable(to_dict(config)))
         if difference:
             raise ConfigError(f"{run_dir} holds a run started with other settings ({difference}); its tokenizer and "

@@ -62,7 +62,7 @@ def heldout_episodes(config: CurriculumConfig) -> list[Any]:
     from rxmrl.bench.retention import select_benchmark_episodes
 
     bench, data = config.benchmark, config.expanded_stages()[-1].data
-    source = data.eval_source or data.source
+    source, _ = data.source_and_split(held_out=True)  # the benchmark's own split
     subset = None if source == "synthetic" else data.subset_for(bench.steps)
     return select_benchmark_episodes(source, subset, bench.split, bench.steps, bench.strategy, bench.episodes,
                                      config.seed)
@@ -188,7 +188,7 @@ def _measure_long_range(config: CurriculumConfig, run_dir: Path, reward: Any) ->
     from rxmrl.data.tokenizer import Tokenizer
 
     bench, data = config.benchmark, config.expanded_stages()[-1].data
-    source = data.eval_source or data.source
+    source, _ = data.source_and_split(held_out=True)  # the benchmark's own split
     subset = None if source == "synthetic" else data.subset_for(bench.long_range_steps)
     episodes = select_benchmark_episodes(source, subset, bench.split, bench.long_range_steps, "long_range",
                                          bench.episodes, config.seed)

@@ -168,12 +168,10 @@ class MrlGain:
 
     def control_tables(self, seed: int, seconds: list[float]) -> list[Any]:
         """One SMAT table per MRL stage: that stage's episodes, its training seconds, a constant rate."""
-        from rxmrl.train.warmstart.config import WarmStartConfig, WarmStartData
+        from rxmrl.train.warmstart.config import WarmStartConfig
 
-        smat = [t for t in self.base.warmstart if t.get("stage") == "smat"]
-        base = WarmStartConfig(**{k: v for k, v in smat[-1].items() if k != "data"}) if smat else \
-            WarmStartConfig(stage="smat", steps=1)
-        base_data = dict(smat[-1].get("data", {})) if smat else {}
+        smat = [t for t in self.base.warmstart if t.stage == "smat"]
+        base = smat[-1] if smat else WarmStartConfig(stage="smat", steps=1)
         lr = self.control_lr or base.lr * base.min_lr_ratio
         # the schedule is "forever": train from the start what the table trains at all
         trains = dict(unfreeze_memory_attention_at=0.0 if base.unfreeze_memory_attention_at < 1 else 1.0,
@@ -182,8 +180,8 @@ class MrlGain:
             trains = dict(unfreeze_memory_attention_at=0.0, unfreeze_encoder_at=1.0, train_decoder=False)
         tables = []
         for stage, budget in zip(self.base.expanded_stages(), seconds):
-            data = WarmStartData(**{**base_data, "source": stage.data.source, "steps": stage.follow_ups,
-                                    "strategy": stage.episode_strategy, "seed": seed, "eval_examples": 16})
+            data = dataclasses.replace(base.data, source=stage.data.source, steps=stage.follow_ups,
+                                       strategy=stage.episode_strategy, seed=seed, eval_examples=16)
             tables.append(dataclasses.replace(
                 base, steps=10**7, max_seconds=max(budget, 1e-3), lr=lr, warmup_ratio=0.0, min_lr_ratio=1.0,
                 save_every=0, eval_every=0, log_every=50, data=data, **trains))

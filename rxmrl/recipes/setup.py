@@ -40,8 +40,7 @@ def stage_episodes(data: MrlDataConfig, stage: StageConfig, *, held_out: bool, s
 
     steps, strategy = stage.follow_ups, stage.episode_strategy
     count = data.eval_episodes if held_out else data.episodes
-    source = (data.eval_source or data.source) if held_out else data.source
-    split = data.eval_split if held_out else data.split
+    source, split = data.source_and_split(held_out=held_out)
     if source == "synthetic":
         if count < 1:
             raise ConfigError("data.episodes: the synthetic generator needs a number of episodes to generate (not 0)")
@@ -116,13 +115,12 @@ def build_reward(config: CurriculumConfig) -> Any:
     """The reward: `[reward.composite]` when given, else `[reward] spec` through `rxmrl.reward.get_reward`."""
     from rxmrl.reward import get_reward
 
-    if config.reward.composite is None:
+    spec = config.reward.composite
+    if spec is None:
         return get_reward(config.reward.spec)
-    from rxmrl.recipes.curriculum_config import inline_reward_spec
     from rxmrl.reward.composite import CompositeReward
     from rxmrl.reward.registry import NamedReward
 
-    spec = inline_reward_spec(config.reward.composite, source="[reward.composite]")
     return NamedReward(spec.name, CompositeReward(spec), user_code=False)
 
 

@@ -23,10 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from rxmrl.errors import OutputError
+from rxmrl.reward.similarity import DEFAULT_MODEL
 
 LOCK_FILE = ".rxmrl.lock"
 # Config keys whose value may be a local file or folder (a preset name, "synthetic" or a Hub id is left alone).
 _PATH_KEYS = {"source", "eval_source", "path", "spec", "mlm_head_from", "tokenizer", "model"}
+# Values of those keys that choose something built in (generated data, sft's MLM head rule, the bundled embedding
+# model): a config records them even where the user left them out, and a file of that name in the working
+# directory must not turn them into a path.
+_BUILT_IN = {"synthetic", "auto", "none", DEFAULT_MODEL}
 
 
 def claim_run_folder(run_dir: str | Path, marker: str, *, what: str = "run") -> None:
@@ -75,7 +80,7 @@ def absolute_paths(data: Any, key: str = "") -> Any:
         return out
     if isinstance(data, list):
         return [absolute_paths(v, key) for v in data]
-    if isinstance(data, str) and key in _PATH_KEYS:
+    if isinstance(data, str) and key in _PATH_KEYS and data not in _BUILT_IN:
         return _absolute(data)
     return data
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields
 from typing import Literal
 
 from rxmrl.data.episode import STRATEGIES
+from rxmrl.data.episode_source import EpisodeSource, check_counts
 from rxmrl.errors import ConfigError
 from rxmrl.train.warmstart.loop import LoopConfig
 
@@ -19,44 +20,35 @@ Stage = Literal["joint-lm", "sft", "memory-attention", "smat"]
 
 
 @dataclass
-class WarmStartData:
-    """Where a stage's examples come from, and how long their token sequences may be.
+class WarmStartData(EpisodeSource):
+    """Where a stage's examples come from, and how long their token sequences may be: the keys of
+    `rxmrl.data.episode_source.EpisodeSource` (its token limits apply to the memory stages) and the ones below.
 
     joint-lm reads plain stories (`text` rows), sft single query/answer pairs, the memory stages episodes.
     `source = "synthetic"` generates them in memory (no files, no network) from `seed`.
     """
 
-    source: str = "synthetic"  # "synthetic", a Hub id, a local snapshot folder, or a .jsonl/.json/.parquet file
-    subset: str | None = None
-    split: str = "train"
-    eval_source: str | None = None  # held-out data from elsewhere (default: `source`)
-    eval_split: str = "validation"
+    max_answer_len: int = 96  # the warm start's own default (an MRL stage's is 48)
     examples: int = 2000  # synthetic: training items generated; a real source: at most this many (0 = all)
     eval_examples: int = 64  # held-out items evaluated
     steps: int = 3  # synthetic episodes: follow-ups per episode
     strategy: str = "cumulative"  # synthetic episodes: "single", "cumulative" or "long_range"
     seed: int = 0  # synthetic: which examples are generated (independent of the training seed)
     max_len: int = 128  # joint-lm / sft: tokens per story or interaction (0 = the model's max_seq_len)
-    max_query_len: int = 32  # memory stages: tokens of a query, "[BOS][Q] ... [A]" included
-    max_answer_len: int = 96  # memory stages: tokens of an answer, "[EOS]" included
 
     def __post_init__(self) -> None:
-        for key in ("examples", "eval_examples", "max_len"):
-            if getattr(self, key) < 0:
-                raise ConfigError(f"data.{key}: must not be negative, got {getattr(self, key)}")
-        if self.eval_examples < 1:
-            raise ConfigError("data.eval_examples: must be at least 1 (the stage reports held-out metrics)")
+        super().__post_init__()
+        check_counts(self, "examples", "eval_examples")
+        if self.max_len < 0:
+            raise ConfigError(f"max_len: must not be negative, got {self.max_len}")
         if self.steps < 1:
-            raise ConfigError(f"data.steps: must be at least 1, got {self.steps}")
+            raise ConfigError(f"steps: must be at least 1, got {self.steps}")
         if self.strategy not in STRATEGIES:
-            raise ConfigError(f"data.strategy: must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+            raise ConfigError(f"strategy: must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
         if self.source == "synthetic" and (self.strategy == "single") != (self.steps == 1):
-            raise ConfigError(f"data.steps: strategy '{self.strategy}' needs "
+            raise ConfigError(f"steps: strategy '{self.strategy}' needs "
                               f"{'exactly 1 follow-up' if self.strategy == 'single' else '2 or more follow-ups'}, "
                               f"got {self.steps}")
-        for key in ("max_query_len", "max_answer_len"):
-            if getattr(self, key) < 4:
-                raise ConfigError(f"data.{key}: must be at least 4 tokens, got {getattr(self, key)}")
 
 
 @dataclass

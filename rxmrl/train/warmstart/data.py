@@ -23,12 +23,11 @@ def raw_examples(stage: str, data: WarmStartData, *, held_out: bool) -> list[Any
     """Untokenized examples: `str` stories, `Interaction` pairs or `Episode`s."""
     kind = KIND[stage]
     count = data.eval_examples if held_out else data.examples
-    if data.source == "synthetic" and (not held_out or data.eval_source in (None, "synthetic")):
-        return _synthetic(kind, count, data, split=data.eval_split if held_out else data.split)
+    source, split = data.source_and_split(held_out=held_out)
+    if source == "synthetic":
+        return _synthetic(kind, count, data, split=split)
     from rxmrl.data import load_episodes, load_interactions, load_texts
 
-    source = (data.eval_source or data.source) if held_out else data.source
-    split = data.eval_split if held_out else data.split
     loader = {"stories": load_texts, "pairs": load_interactions, "episodes": load_episodes}[kind]
     items = loader(source, data.subset, split)
     return items[:count] if count > 0 else items
