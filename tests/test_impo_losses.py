@@ -134,25 +134,6 @@ def test_impo_loss_combines_the_terms_with_their_coefficients():
     assert terms.total.item() == pytest.approx(expected, abs=1e-5)
 
 
-def test_reference_nll_is_the_mean_per_token_nll_of_the_counted_answers_and_joins_the_total():
-    config = ImpoConfig(reference_nll_coef=0.5, entropy_coef=0.0, value_coef=0.0, memory_coef=0.0, kl_step_coef=0.0)
-    reference = torch.log(torch.tensor([[0.5, 0.25], [0.8, 1.0], [0.1, 0.1]]))
-    reference_mask = torch.tensor([[True, True], [True, False], [True, True]])
-    common = dict(logprobs=torch.zeros(3, 2), old_logprobs=torch.zeros(3, 2), entropy=torch.zeros(3, 2),
-                  mask=torch.ones(3, 2, dtype=torch.bool), advantages=torch.tensor([1.0, 0.0, 0.0]),
-                  active=torch.tensor([True, False, False]), values=torch.zeros(3), old_values=torch.zeros(3),
-                  returns=torch.zeros(3), stm=torch.zeros(3, 1, 1, 2), previous_stm=torch.zeros(3, 1, 1, 2))
-    # the third answer is left out of the NLL; the second has a policy signal of none, but its NLL counts
-    terms = impo_loss(config, **common, reference_logprobs=reference, reference_mask=reference_mask,
-                      rewarded=torch.tensor([True, True, False]))
-    nll = ((-(math.log(0.5) + math.log(0.25)) / 2) + -math.log(0.8)) / 2
-    assert terms.reference_nll.item() == pytest.approx(nll, abs=1e-6)
-    assert terms.policy.item() == pytest.approx(-1.0, abs=1e-6)  # the first answer's only: -ratio * A
-    assert terms.total.item() == pytest.approx(-1.0 + 0.5 * nll, abs=1e-6)
-    without = impo_loss(config, **common)
-    assert without.reference_nll.item() == 0.0 and without.total.item() == pytest.approx(-1.0, abs=1e-6)
-
-
 def test_the_surrogate_gradient_raises_the_probability_of_good_answers():
     logprobs = torch.zeros(1, 3, requires_grad=True)
     loss, _ = clipped_surrogate(logprobs, torch.zeros(1, 3), torch.tensor([1.0]), torch.ones(1, 3, dtype=torch.bool),

@@ -11,7 +11,7 @@ from rxmrl.model.sampling import GREEDY, Sampling
 from rxmrl.policy import CriticConfig, RxTPolicy
 from rxmrl.tokens import join_padded, trim_padding
 from rxmrl.train.guard import tolerant_reward
-from rxmrl.train.memory_replay import replay_episodes, replay_memory
+from rxmrl.train.memory_replay import replay_memory
 from rxmrl.train.rollout import RolloutSettings, collect_rollout, end_at_first_pad
 
 
@@ -116,33 +116,6 @@ def test_memory_replay_carries_gradients_to_the_memory_system(setup):
     stm.pow(2).sum().backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in policy.model.memory_attention.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in policy.model.encoder.parameters())
-    policy.zero_grad(set_to_none=True)
-
-
-def test_episode_replay_equals_full_depth_replay_and_reaches_the_first_write(setup):
-    """One chain per episode gives each answer the STM (and the gradient) that replaying all of its writes from
-    the first snapshot gives, whatever the order of the answers and whichever of them are asked for."""
-    _, _, policy = setup
-    rollout = collect(setup)
-    rows, steps = torch.tensor([3, 0, 3, 5, 0]), torch.tensor([2, 0, 0, 1, 2])
-    chain_stm, chain_previous = replay_episodes(policy.remember, rollout, rows, steps)
-    stm, previous = replay_memory(policy.remember, rollout, rows, steps, depth=rollout.steps + 1)
-    torch.testing.assert_close(chain_stm, stm, atol=1e-6, rtol=1e-6)
-    torch.testing.assert_close(chain_previous, previous, atol=1e-6, rtol=1e-6)
-    torch.testing.assert_close(chain_stm, rollout.snapshots[rows, steps + 1], atol=1e-5, rtol=1e-5)
-
-    weight = next(policy.model.memory_attention.parameters())
-    grads = []
-    for replayed in (chain_stm, stm):
-        policy.zero_grad(set_to_none=True)
-        replayed[-1].pow(2).sum().backward(retain_graph=True)  # the last answer: episode 0, follow-up 2
-        grads.append(weight.grad.clone())
-    torch.testing.assert_close(grads[0], grads[1], atol=1e-5, rtol=1e-4)
-    # depth 1 stops at the last write: the whole chain's gradient is another one
-    policy.zero_grad(set_to_none=True)
-    shallow, _ = replay_memory(policy.remember, rollout, rows[-1:], steps[-1:], depth=1)
-    shallow.pow(2).sum().backward()
-    assert (weight.grad - grads[0]).norm() > 0.01 * grads[0].norm()
     policy.zero_grad(set_to_none=True)
 
 

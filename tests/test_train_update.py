@@ -2,7 +2,6 @@
 updates without touching the weights, and the first minibatch sees the rollout policy (ratio 1, KL 0)."""
 
 import copy
-import dataclasses
 import math
 
 import pytest
@@ -185,62 +184,3 @@ def test_zero_advantages_leave_the_policy_exactly_unchanged(parts):
     assert metrics["train/optimizer_steps"] == 2.0
     assert 0 < metrics["policy/rollout_logprob_gap"] < 1e-4  # cached vs teacher-forced: float noise only
     assert all(torch.equal(v, policy.model.state_dict()[k]) for k, v in before.items())
-
-
-def reference_logprob(policy, rollout):
-    """Mean per-token log-prob of the dataset's answers, read from the STM the rollout's answers read."""
-    rows, steps = rollout.locate(torch.arange(rollout.batch_size * rollout.steps))
-    query, query_mask = rollout.query(rows, steps)
-    reference, reference_mask = rollout.reference(rows, steps)
-    with torch.no_grad():
-        scores = policy.model.answer_logprobs(query, query_mask, reference, reference_mask,
-                                              rollout.stm_read_by(rows, steps))
-    return float(scores.logprobs.sum() / reference_mask.sum())
-
-
-def test_reference_nll_trains_on_answers_without_a_policy_signal(parts):
-    """Equal rewards in every group give the policy loss nothing; the reference NLL still teaches the dataset's
-    answers, and only with its coefficient on."""
-    tokenizer, episodes = parts
-    policy = make_policy(tokenizer)
-    rollout = rollout_for(policy, tokenizer, episodes, reward=lambda b: [5.0] * len(b))
-    rollout.group_ids = torch.arange(rollout.batch_size) // 2
-    before, weights = reference_logprob(policy, rollout), copy.deepcopy(policy.model.state_dict())
-    optimizer = build_optimizer(policy, LearningRates(1e-2, 1e-2, 1e-2, 1e-2))
-    plain = ImpoConfig(advantage="group", group_size=2, skip_uniform_groups=True, minibatch_size=8)
-    assert MrlTrainer(policy, plain).update(rollout, optimizer, torch.Generator()).get("train/optimizer_steps") is None
-    assert all(torch.equal(v, policy.model.state_dict()[k]) for k, v in weights.items())
-    trainer = MrlTrainer(policy, dataclasses.replace(plain, reference_nll_coef=1.0))
-    for _ in range(3):
-        metrics = trainer.update(rollout, optimizer, torch.Generator())
-    assert metrics["train/optimizer_steps"] == 2.0  # 16 rewarded answers / 8
-    assert metrics["policy/reference_nll"] > 0
-    assert reference_logprob(policy, rollout) > before + 0.1
-
-
-def test_episode_replay_minibatches_hold_whole_episodes_and_every_answer_once(parts):
-    tokenizer, episodes = parts
-    policy = make_policy(tokenizer)
-    trainer = MrlTrainer(policy, ImpoConfig(replay="episode", minibatch_size=4))
-    taking_part = torch.tensor([[True, True], [False, False], [True, False], [True, True], [False, True]])
-    chunks = trainer.minibatches(taking_part.flatten().nonzero().squeeze(1), taking_part, 4, torch.Generator())
-    assert len(chunks) == 2  # 4 episodes with a signal, 4 answers // 2 steps = 2 episodes per minibatch
-    flat = torch.cat(chunks)
-    assert sorted(flat.tolist()) == taking_part.flatten().nonzero().squeeze(1).tolist()
-    rows = [set((chunk // 2).tolist()) for chunk in chunks]
-    assert not rows[0] & rows[1]  # an episode's answers never span two minibatches
-
-
-def test_episode_replay_loss_equals_the_full_depth_snapshot_replay(parts):
-    """On a fresh rollout (snapshots taken by the current weights) the whole-episode minibatch's loss equals the
-    full-depth snapshot replay's for the same answers."""
-    tokenizer, episodes = parts
-    policy = make_policy(tokenizer)
-    rollout = rollout_for(policy, tokenizer, episodes)
-    items = torch.arange(rollout.batch_size * rollout.steps)
-    advantages = torch.randn(rollout.batch_size, rollout.steps, generator=torch.Generator().manual_seed(0))
-    chain = MrlTrainer(policy, ImpoConfig(advantage="impo", replay="episode"))
-    deep = MrlTrainer(policy, ImpoConfig(advantage="impo", bptt_depth=rollout.steps + 1))
-    a = chain.minibatch_terms(rollout, items, advantages, torch.zeros_like(advantages))
-    b = deep.minibatch_terms(rollout, items, advantages, torch.zeros_like(advantages))
-    assert a.total.item() == pytest.approx(b.total.item(), abs=1e-5)

@@ -112,7 +112,6 @@ class ImpoTerms:
     memory: torch.Tensor
     kl_step: torch.Tensor
     kl_ref: torch.Tensor
-    reference_nll: torch.Tensor
     aux: torch.Tensor
     clip_fraction: torch.Tensor
 
@@ -133,12 +132,9 @@ def impo_loss(
     previous_stm: torch.Tensor,  # [N, L, S, D] STM one write earlier
     ref_logprobs: torch.Tensor | None = None,  # [N, T] frozen reference model, when kl_ref_coef > 0
     aux_loss: torch.Tensor | None = None,  # scalar MoE load-balancing loss of the decoder
-    reference_logprobs: torch.Tensor | None = None,  # [N, Ta] the dataset's answer, when reference_nll_coef > 0
-    reference_mask: torch.Tensor | None = None,  # [N, Ta]
-    rewarded: torch.Tensor | None = None,  # [N] answers whose reference NLL counts (default: `active`)
 ) -> ImpoTerms:
     """policy − c_H·entropy + c_V·value + λ_mem·RMSE(STM_t, STM_{t−1}) + c_step·KL_step + c_ref·KL_ref
-    + c_nll·NLL(reference) + c_aux·aux, each term kept for logging."""
+    + c_aux·aux, each term kept for logging."""
     policy, clip_fraction = clipped_surrogate(logprobs, old_logprobs, advantages, mask, active, config.clip_eps,
                                               config.clip_eps_high)
     v_loss = value_loss(values, old_values, returns, active, config.value_clip)
@@ -152,11 +148,6 @@ def impo_loss(
         kl_ref = k3_kl(ref_logprobs - logprobs, mask, active)
     else:
         kl_ref = zero
-    if reference_logprobs is not None:
-        counted = active if rewarded is None else rewarded
-        reference_nll = active_mean(-sequence_mean(reference_logprobs, reference_mask), counted)
-    else:
-        reference_nll = zero
     aux = aux_loss if aux_loss is not None else zero
     total = (
         policy
@@ -165,9 +156,7 @@ def impo_loss(
         + config.memory_coef * memory
         + config.kl_step_coef * kl_step
         + config.kl_ref_coef * kl_ref
-        + config.reference_nll_coef * reference_nll
         + config.aux_coef * aux
     )
     return ImpoTerms(total=total, policy=policy, value=v_loss, entropy=entropy_value, memory=memory,
-                     kl_step=kl_step, kl_ref=kl_ref, reference_nll=reference_nll, aux=aux,
-                     clip_fraction=clip_fraction)
+                     kl_step=kl_step, kl_ref=kl_ref, aux=aux, clip_fraction=clip_fraction)

@@ -69,11 +69,6 @@ class ImpoConfig:
         kl_ref_coef (`float`, *optional*, defaults to `0.0`):
             Weight of a KL to a frozen reference model (a copy of the model as it was when MRL started); 0 turns
             it off and skips the reference forward passes.
-        reference_nll_coef (`float`, *optional*, defaults to `0.0`):
-            Weight of the teacher-forced negative log-likelihood of the dataset's reference answer, read from the
-            same recomputed STM as the sampled answer (SMAT's loss inside the MRL update, on the memory the policy's
-            own answers built; PPO-ptx style). 0 turns it off. When on, every rewarded answer takes part in this
-            term, also those of uniform groups that carry no policy signal.
         aux_coef (`float`, *optional*, defaults to `0.0`):
             Weight of the decoder's Mixture-of-Experts load-balancing loss. Off by default: supervised training
             balanced the router already, and in RL its steady gradient outweighs the weak reward signal on the
@@ -88,13 +83,10 @@ class ImpoConfig:
         bptt_depth (`int`, *optional*, defaults to `1`):
             How many memory writes the update backpropagates through: the STM before answer t is recomputed
             from the stored (detached) snapshot `bptt_depth` writes earlier. At least 1, so the last write always
-            learns from the answer it serves.
-        replay (`str`, *optional*, defaults to `"snapshot"`):
-            How the update recomputes the STM each answer read. `"snapshot"`: per answer, from the stored snapshot
-            `bptt_depth` writes earlier. `"episode"`: minibatches of whole episodes (about `minibatch_size`
-            answers each), each episode's writes recomputed once from its start with the current weights, so
-            every answer's loss reaches every write before it (the story's write learns from the recall 15 turns
-            later) at the cost of one pass over the writes; `bptt_depth` does not apply.
+            learns from the answer it serves. A depth above the episode's follow-up count replays every write from
+            the episode's start with the current weights, so the first interaction's write learns from every later
+            answer and no snapshot taken under older weights is reused (docs/BENCHMARKS.md, "MRL gain": it helps
+            MRL and the SMAT control alike).
         max_consecutive_nonfinite (`int`, *optional*, defaults to `5`):
             Updates with a non-finite loss or gradient are skipped and counted; this many in a row stop the run
             with a `TrainingError` (after writing a checkpoint).
@@ -117,13 +109,11 @@ class ImpoConfig:
     memory_coef: float = 0.01
     kl_step_coef: float = 0.01
     kl_ref_coef: float = 0.0
-    reference_nll_coef: float = 0.0
     aux_coef: float = 0.0
     update_epochs: int = 1
     minibatch_size: int = 32
     max_grad_norm: float = 1.0
     bptt_depth: int = 1
-    replay: Literal["snapshot", "episode"] = "snapshot"
     max_consecutive_nonfinite: int = 5
 
     def __post_init__(self) -> None:
@@ -146,8 +136,8 @@ class ImpoConfig:
             raise ConfigError(f"clip_eps: must be in (0, 1), got {self.clip_eps}")
         if self.value_clip is not None and self.value_clip <= 0:
             raise ConfigError(f"value_clip: must be positive (or left out), got {self.value_clip}")
-        for key in ("value_coef", "entropy_coef", "memory_coef", "kl_step_coef", "kl_ref_coef", "reference_nll_coef",
-                    "aux_coef", "max_grad_norm"):
+        for key in ("value_coef", "entropy_coef", "memory_coef", "kl_step_coef", "kl_ref_coef", "aux_coef",
+                    "max_grad_norm"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key}: must not be negative, got {getattr(self, key)}")
         if self.update_epochs < 1:

@@ -20,7 +20,7 @@ from rxmrl.policy.rxt_policy import RxTPolicy
 from rxmrl.train.advantages import Reduce, compute_advantages, consecutive_groups, normalize_advantages
 from rxmrl.train.guard import NonFiniteGuard, all_finite
 from rxmrl.train.impo import ImpoTerms, impo_loss, memory_rmse
-from rxmrl.train.memory_replay import replay_episodes, replay_memory
+from rxmrl.train.memory_replay import replay_memory
 from rxmrl.train.mrl_config import ImpoConfig
 from rxmrl.train.optim_config import LearningRates
 from rxmrl.train.rollout import Rollout
@@ -141,24 +141,16 @@ class MrlTrainer:
         advantages: torch.Tensor,  # [B, T]
         returns: torch.Tensor,  # [B, T]
         anchors: LogprobAnchors | None = None,
-        active: torch.Tensor | None = None,  # [B, T] answers with a policy signal (default: every item)
     ) -> ImpoTerms:
         """The IMPO loss of a minibatch of answers, recomputing their STM with gradients. Without `anchors` the
-        old log-probs are the rollout's stored ones. Items outside `active` take part in the reference NLL only."""
+        old log-probs are the rollout's stored ones."""
         rows, steps = rollout.locate(items)
         with self.autocast():
-            if self.config.replay == "episode":
-                stm, previous = replay_episodes(self.policy.remember, rollout, rows, steps)
-            else:
-                stm, previous = replay_memory(self.policy.remember, rollout, rows, steps, self.config.bptt_depth)
+            stm, previous = replay_memory(self.policy.remember, rollout, rows, steps, self.config.bptt_depth)
             query, query_mask = rollout.query(rows, steps)
             answer, answer_mask = rollout.answer(rows, steps)
             context, context_mask = rollout.written_before(rows, steps)
             out = self.policy.evaluate(query, query_mask, answer, answer_mask, stm, context, context_mask)
-            reference = None
-            if self.config.reference_nll_coef > 0:
-                reference = rollout.reference(rows, steps)
-                reference_logprobs = self.policy.model.answer_logprobs(query, query_mask, *reference, stm).logprobs
         width = answer.shape[1]
         ref = rollout.ref_logprobs[rows, steps][:, :width] if rollout.ref_logprobs is not None else None
         logprobs = out.logprobs.float()
@@ -172,7 +164,7 @@ class MrlTrainer:
             entropy=out.entropy.float(),
             mask=answer_mask,
             advantages=advantages[rows, steps],
-            active=torch.ones_like(rows, dtype=torch.bool) if active is None else active[rows, steps],
+            active=torch.ones(len(items), dtype=torch.bool, device=rows.device),
             values=out.values.float(),
             old_values=rollout.values[rows, steps],
             returns=returns[rows, steps],
@@ -180,23 +172,7 @@ class MrlTrainer:
             previous_stm=previous.float(),
             ref_logprobs=ref,
             aux_loss=out.aux_loss.float() if out.aux_loss is not None else None,
-            reference_logprobs=None if reference is None else reference_logprobs.float(),
-            reference_mask=None if reference is None else reference[1],
-            rewarded=torch.ones_like(rows, dtype=torch.bool),
         )
-
-    def minibatches(self, items: torch.Tensor, taking_part: torch.Tensor, size: int,
-                    generator: torch.Generator) -> list[torch.Tensor]:
-        """One epoch's minibatches of the flat answer indices b * T + k in `items` (where `taking_part` [B, T]),
-        in a random order: `size` answers each, or with `replay = "episode"` whole episodes, as many as make
-        about `size` answers, so that a minibatch recomputes each of its episodes' writes once."""
-        if self.config.replay == "snapshot":
-            return self.split(items[torch.randperm(len(items), generator=generator).to(items.device)], size)
-        steps = taking_part.shape[1]
-        episodes = taking_part.any(1).nonzero().squeeze(1)
-        order = episodes[torch.randperm(len(episodes), generator=generator).to(episodes.device)]
-        answers = torch.arange(steps, device=episodes.device)
-        return [(rows[:, None] * steps + answers)[taking_part[rows]] for rows in self.split(order, max(1, size // steps))]
 
     def update(self, rollout: Rollout, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> dict[str, float]:
         """Several epochs of minibatch IMPO steps on `rollout`. Non-finite steps are skipped and counted.
@@ -217,9 +193,7 @@ class MrlTrainer:
         estimate.active &= ~dropped[:, None]
         advantages = normalize_advantages(estimate.advantages, estimate.active, config.normalize,
                                           min_std=config.min_advantage_std, reduce=self.reduce)
-        # answers that carry a signal; with the reference NLL on, every rewarded answer (the NLL is a signal)
-        taking_part = rewarded if config.reference_nll_coef > 0 else estimate.active
-        items = taking_part.flatten().nonzero().squeeze(1)
+        items = estimate.active.flatten().nonzero().squeeze(1)  # answers that carry a signal
         if self.agree(len(items) == 0):
             return {"train/nonfinite_skipped": float(self.guard.total)}
         size = config.minibatch_size or max(1, len(items))  # a rank may hold none while others do
@@ -229,12 +203,12 @@ class MrlTrainer:
         steps_done = 0
         anchors = LogprobAnchors(rollout)
         for _ in range(config.update_epochs):
-            for chunk in self.minibatches(items, taking_part, size, generator):
+            order = items[torch.randperm(len(items), generator=generator).to(items.device)]
+            for chunk in self.split(order, size):
                 # an empty chunk only happens in a distributed run: this process adds zero gradients
                 terms = None
                 if len(chunk):
-                    terms = self.minibatch_terms(rollout, chunk, advantages, estimate.returns, anchors,
-                                                 estimate.active)
+                    terms = self.minibatch_terms(rollout, chunk, advantages, estimate.returns, anchors)
                 norms = guarded_step(optimizer, None if terms is None else terms.total, [actor, critic],
                                      config.max_grad_norm, agree=self.agree, grad_hook=self.grad_hook)
                 ok = norms is not None
@@ -301,7 +275,6 @@ def _term_metrics(terms: ImpoTerms) -> dict[str, float]:
         "policy/clip_ratio": float(terms.clip_fraction),
         "policy/kl_step": float(terms.kl_step.detach()),
         "policy/kl_ref": float(terms.kl_ref.detach()),
-        "policy/reference_nll": float(terms.reference_nll.detach()),
         "policy/entropy": float(terms.entropy.detach()),
         "value/loss": float(terms.value.detach()),
         "memory/loss": float(terms.memory.detach()),

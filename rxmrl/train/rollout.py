@@ -131,10 +131,6 @@ class Rollout:
         """The answers as generated: ids, mask [M, N]."""
         return trim_padding(self.answers[rows, steps], self.answer_mask[rows, steps])
 
-    def reference(self, rows: torch.Tensor, steps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The dataset's answers `a [EOS]`: ids, mask [M, Na]."""
-        return trim_padding(self.references[rows, steps], self.reference_mask[rows, steps])
-
 
 def end_at_first_pad(answer: torch.Tensor, mask: torch.Tensor, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A sampled pad token ends the answer like EOS (the environment reads it so): keep it, drop what follows.
