@@ -131,7 +131,8 @@ def test_accelerate_launch_trains_the_same_as_torchrun(tmp_path):
     pytest.importorskip("accelerate")
     run, _ = _straight_run(tmp_path)
     # `--multi_gpu` picks accelerate's torchrun launcher; on a CPU-only machine the ranks then use gloo
-    command = ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+    # through this interpreter, so the test needs no `accelerate` script on PATH
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
                "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()), "-m", "rxmrl",
                "train", "curricula/smoke.toml", "--out", str(tmp_path / "accelerate"), "--no-progress",
                *[a for s in SMALL for a in ("--set", s)]]

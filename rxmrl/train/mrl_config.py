@@ -83,7 +83,10 @@ class ImpoConfig:
         bptt_depth (`int`, *optional*, defaults to `1`):
             How many memory writes the update backpropagates through: the STM before answer t is recomputed
             from the stored (detached) snapshot `bptt_depth` writes earlier. At least 1, so the last write always
-            learns from the answer it serves.
+            learns from the answer it serves. A depth above the episode's follow-up count replays every write from
+            the episode's start with the current weights, so the first interaction's write learns from every later
+            answer and no snapshot taken under older weights is reused (docs/BENCHMARKS.md, "MRL gain": it helps
+            MRL and the SMAT control alike).
         max_consecutive_nonfinite (`int`, *optional*, defaults to `5`):
             Updates with a non-finite loss or gradient are skipped and counted; this many in a row stop the run
             with a `TrainingError` (after writing a checkpoint).

@@ -113,7 +113,10 @@ def train(
 
     own_tracker = tracker is None
     tracker = Tracker(out_dir, enabled=distributed.is_main()) if own_tracker else tracker
-    bar = _progress_bar(progress and distributed.is_main(), total=config.steps, initial=start, desc=stage.name)
+    # a stage that runs for a time budget counts steps without a total (its `steps` is only an upper bound)
+    timed = config.max_seconds > 0
+    bar = _progress_bar(progress and distributed.is_main(), total=None if timed else config.steps, initial=start,
+                        desc=f"{stage.name} ({config.max_seconds:.0f} CPU s)" if timed else stage.name)
     in_sync = [*model.parameters(), *(p for m in stage.extra_modules().values() for p in m.parameters())]
     window: dict[str, list[float]] = {}
     started, done = time.process_time(), start
