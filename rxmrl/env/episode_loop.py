@@ -11,8 +11,9 @@ What an agent does with it is its own: the rollout (`rxmrl.train.rollout`) answe
 what the update needs; the benchmark (`rxmrl.bench.retention`) asks a `System` and scores the answers.
 
 Ids reach the agent as right-padded [N, T] tensors with a [N, T] bool mask on the loop's device, without
-all-padding columns at the right. The interaction to remember is the query followed by the answer *as the env
-kept it* (cut at its first EOS or pad, at most max_answer_len − 1 tokens, then EOS: what the reward saw).
+all-padding columns at the right. The interaction to remember is the env's own `info["interaction_ids"]`: the
+query followed by the answer *as the env kept it* (cut at its first EOS or pad, at most max_answer_len − 1
+tokens, then EOS: what the reward saw).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 
 from rxmrl.data.episode import Episode
-from rxmrl.tokens import join_padded, trim_padding
+from rxmrl.tokens import trim_padding
 
 
 @dataclass
@@ -81,13 +82,12 @@ def run_episodes(env: Any, agent: Agent, device: torch.device | str, options: di
         query, query_mask = _ids(obs["query_ids"], obs["query_mask"], device)
         answer = agent.respond(k, query, query_mask)
         obs, rewards, _, _, info = env.step(answer)
-        agent.record(_turn(k, k == env.steps - 1, query, query_mask, rewards, info, env.tokenizer.pad_id, device))
+        agent.record(_turn(k, k == env.steps - 1, query, query_mask, rewards, info, device))
 
 
 def _turn(step: int, last: bool, query: torch.Tensor, query_mask: torch.Tensor, rewards: np.ndarray,
-          info: dict[str, Any], pad_id: int, device: torch.device | str) -> Turn:
-    answer, answer_mask = _tensor(info["generated_ids"], device), _tensor(info["generated_mask"], device)
-    interaction, interaction_mask = join_padded(query, query_mask, answer, answer_mask, pad_id=pad_id)
+          info: dict[str, Any], device: torch.device | str) -> Turn:
+    interaction, interaction_mask = _ids(info["interaction_ids"], info["interaction_mask"], device)
     references, reference_mask = _ids(info["reference_ids"], info["reference_mask"], device)
     rewards = torch.from_numpy(rewards).float().masked_fill(torch.from_numpy(info["nonfinite"]), math.nan)
     return Turn(
